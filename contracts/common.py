@@ -1,0 +1,171 @@
+"""Value types and enumerations shared by every message of the wire contract (CONTRACT.md, "Values").
+
+Validation lives here once, so a model field reads like the contract's table.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import date
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+# Printable ASCII (0x20-0x7E) without "|" and "/": identifiers travel inside file records and paths.
+_ASCII_ID = r"^[\x20-\x2e\x30-\x7b\x7d\x7e]{1,64}$"
+
+
+def _nfc_name(value: str) -> str:
+    # The contract asks for NFC; normalising (rather than refusing) keeps one person one name.
+    normal = unicodedata.normalize("NFC", value)
+    if not 1 <= len(normal) <= 64:
+        raise ValueError("holder_name must be 1-64 characters")
+    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in normal):
+        raise ValueError("holder_name contains control or unassigned characters")
+    return normal
+
+
+def _business_date(value: str) -> str:
+    date.fromisoformat(value)
+    return value
+
+
+Phone = Annotated[str, Field(pattern=r"^1[3-9][0-9]{9}$", description="11-digit mainland mobile number")]
+AsciiId = Annotated[
+    str, Field(pattern=_ASCII_ID, description="1-64 printable ASCII characters, no '|' or '/'")
+]
+HolderName = Annotated[str, AfterValidator(_nfc_name), Field(description="UTF-8 (NFC), 1-64 characters")]
+AccountNo = Annotated[str, Field(pattern=r"^[0-9]{12,19}$", description="full card number, 12-19 digits")]
+IdNo = Annotated[str, Field(pattern=r"^[0-9]{17}[0-9X]$", description="18-character resident ID number")]
+Fen = Annotated[StrictInt, Field(ge=0, le=10_000_000_00, description="money in integer fen")]
+PositiveFen = Annotated[StrictInt, Field(gt=0, le=10_000_000_00, description="money in integer fen, > 0")]
+Version = Annotated[StrictInt, Field(ge=1, description="agreement_version, grows with each change")]
+Count = Annotated[StrictInt, Field(ge=0)]
+Flag = StrictBool
+Timestamp = AwareDatetime
+BusinessDate = Annotated[
+    str,
+    Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description="YYYY-MM-DD, Asia/Shanghai"),
+    AfterValidator(_business_date),
+]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="lowercase hex SHA-256")]
+Reason = Annotated[str, Field(max_length=500)]
+
+
+class Message(BaseModel):
+    """Base of every wire body: JSON object, unknown fields ignored, strict JSON types."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+
+class AccountType(StrEnum):
+    DEBIT = "DEBIT"
+    CREDIT = "CREDIT"
+
+
+class IdType(StrEnum):
+    ID_CARD = "ID_CARD"
+
+
+class Channel(StrEnum):
+    COUNTER = "COUNTER"
+    ONLINE = "ONLINE"
+    SELF_SERVICE = "SELF_SERVICE"
+    OPERATOR_WEB = "OPERATOR_WEB"
+
+
+class UserType(StrEnum):
+    PREPAID = "PREPAID"
+    POSTPAID = "POSTPAID"
+
+
+class Decision(StrEnum):
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class Outcome(StrEnum):
+    OK = "OK"
+    REJECTED = "REJECTED"
+
+
+class SyncOutcome(StrEnum):
+    OK = "OK"
+    FAILED = "FAILED"
+
+
+class AgreementState(StrEnum):
+    """Status in `sign.result`."""
+
+    ACTIVE = "ACTIVE"
+    MANUAL_REVIEW = "MANUAL_REVIEW"
+    REJECTED = "REJECTED"
+
+
+class RecordStatus(StrEnum):
+    """Status of an agreement in reconciliation files."""
+
+    ACTIVE = "ACTIVE"
+    CANCELLED = "CANCELLED"
+
+
+class Scope(StrEnum):
+    DAILY = "DAILY"
+    MONTHLY = "MONTHLY"
+
+
+class SyncAction(StrEnum):
+    ADD = "ADD"
+    UPDATE = "UPDATE"
+    DELETE = "DELETE"
+
+
+class ReasonCode(StrEnum):
+    """`reason_code` values in answers (CONTRACT.md, "Reason codes")."""
+
+    INVALID_MESSAGE = "INVALID_MESSAGE"
+    UNKNOWN_TYPE = "UNKNOWN_TYPE"
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    UNAUTHORIZED_SENDER = "UNAUTHORIZED_SENDER"
+    UNKNOWN_SEGMENT = "UNKNOWN_SEGMENT"
+    ALREADY_SIGNED = "ALREADY_SIGNED"
+    NUMBER_INACTIVE = "NUMBER_INACTIVE"
+    BLACKLISTED = "BLACKLISTED"
+    EXCLUSIVE_SERVICE = "EXCLUSIVE_SERVICE"
+    NOT_SUBSCRIBER = "NOT_SUBSCRIBER"
+    CRM_TIMEOUT = "CRM_TIMEOUT"
+    UNKNOWN_REQUEST = "UNKNOWN_REQUEST"
+    REQUEST_MISMATCH = "REQUEST_MISMATCH"
+    DUPLICATE_AGREEMENT = "DUPLICATE_AGREEMENT"
+    UNKNOWN_AGREEMENT = "UNKNOWN_AGREEMENT"
+    STALE_CHANGE = "STALE_CHANGE"
+    CANCELLED_BY_SUBSCRIBER = "CANCELLED_BY_SUBSCRIBER"
+    RESOLVED_BY_OPERATOR = "RESOLVED_BY_OPERATOR"
+    RECONCILIATION = "RECONCILIATION"
+    OTHER = "OTHER"
+
+
+class QueueReason(StrEnum):
+    """`x-signhub-reason` header values on the manual and dead queues."""
+
+    DUPLICATE_AGREEMENT = "DUPLICATE_AGREEMENT"
+    INVALID_MESSAGE = "INVALID_MESSAGE"
+    UNKNOWN_TYPE = "UNKNOWN_TYPE"
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    UNAUTHORIZED_SENDER = "UNAUTHORIZED_SENDER"
+    UNKNOWN_SENDER = "UNKNOWN_SENDER"
+    RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
+
+
+# CRM refusals of a verify.request that the hub passes to the bank unchanged.
+CRM_REFUSALS = frozenset(
+    {
+        ReasonCode.ALREADY_SIGNED,
+        ReasonCode.NUMBER_INACTIVE,
+        ReasonCode.BLACKLISTED,
+        ReasonCode.EXCLUSIVE_SERVICE,
+        ReasonCode.NOT_SUBSCRIBER,
+        ReasonCode.OTHER,
+    }
+)
