@@ -5,6 +5,7 @@ The hub's edge looks a message up here; the AsyncAPI document is generated from 
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 
 from contracts import bank, boss, crm, recon, rejection
@@ -16,7 +17,7 @@ from contracts.routing import PartyKind
 class Entry:
     kind: PartyKind
     type: str
-    model: type[Message]
+    model: builtins.type[Message]
     summary: str
 
 

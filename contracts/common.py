@@ -42,6 +42,7 @@ Fen = Annotated[StrictInt, Field(ge=0, le=10_000_000_00, description="money in i
 PositiveFen = Annotated[StrictInt, Field(gt=0, le=10_000_000_00, description="money in integer fen, > 0")]
 Version = Annotated[StrictInt, Field(ge=1, description="agreement_version, grows with each change")]
 Count = Annotated[StrictInt, Field(ge=0)]
+Last4 = Annotated[str, Field(pattern=r"^[0-9]{4}$", description="last 4 digits of the card")]
 Flag = StrictBool
 Timestamp = AwareDatetime
 BusinessDate = Annotated[
@@ -113,6 +114,11 @@ class RecordStatus(StrEnum):
 class Scope(StrEnum):
     DAILY = "DAILY"
     MONTHLY = "MONTHLY"
+
+
+class ReconStatus(StrEnum):
+    RECONCILED = "RECONCILED"
+    REJECTED = "REJECTED"
 
 
 class SyncAction(StrEnum):

@@ -10,6 +10,8 @@ from contracts.common import (
     AccountType,
     AsciiId,
     Channel,
+    Count,
+    Last4,
     Fen,
     Flag,
     Message,
@@ -97,8 +99,8 @@ class ErrorsApplied(Message):
     """`errors.applied`: the CRM applied an error-handling file (flow 3, step 6)."""
 
     file_name: AsciiId
-    applied: Fen
-    failed: Fen
+    applied: Count
+    failed: Count
 
 
 # --- to a CRM -----------------------------------------------------------------------------
@@ -121,7 +123,7 @@ class SignNotify(Message):
     agreement_version: Version
     phone: Phone
     bank_code: AsciiId
-    account_last4: str
+    account_last4: Last4
     user_type: UserType
     recharge_threshold: Fen | None = None
     recharge_amount: PositiveFen | None = None

@@ -6,7 +6,7 @@ from typing import Self
 
 from pydantic import model_validator
 
-from contracts.common import AsciiId, BusinessDate, Count, Message, Reason, Scope, Sha256Hex
+from contracts.common import AsciiId, BusinessDate, Count, Message, Reason, ReconStatus, Scope, Sha256Hex
 
 BANK_CLASSES = ("MISSING_AT_HUB", "MISSING_AT_BANK", "STATUS_MISMATCH", "TERMS_MISMATCH")
 CRM_CLASSES = ("MISSING_AT_CRM", "UNKNOWN_AT_HUB", "STATUS_MISMATCH", "TERMS_MISMATCH")
@@ -26,15 +26,13 @@ class ReconResult(Message):
     """`recon.result`: the outcome of a party's file."""
 
     file_name: AsciiId
-    status: str
-    counts: dict[str, Count]
+    status: ReconStatus
+    counts: dict[str, Count] | None = None
     reason: Reason | None = None
 
     @model_validator(mode="after")
     def _conditional_fields(self) -> Self:
-        if self.status not in {"RECONCILED", "REJECTED"}:
-            raise ValueError("status must be RECONCILED or REJECTED")
-        if self.status == "REJECTED" and not self.reason:
+        if self.status is ReconStatus.REJECTED and not self.reason:
             raise ValueError("reason is required when REJECTED")
         return self
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+
+from hub.logging import configure_logging
+from hub.settings import SettingsError, load_settings
 
 COMMANDS = ("run", "simulate", "demo", "asyncapi")
 
@@ -12,17 +16,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="signhub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the hub: consumers, outbox relay, timers, HTTP endpoints")
-    sub.add_parser("simulate", help="run the simulators of banks, CRMs and BOSS as outside parties")
+    sim = sub.add_parser("simulate", help="run the simulators of banks, CRMs and BOSS as outside parties")
+    sim.add_argument("--seed", type=int, default=7, help="seed of the generated subscribers and accounts")
     demo = sub.add_parser("demo", help="hub and simulators together, driving real flows; prints a summary")
     demo.add_argument("--flows", type=int, default=20, help="happy-path signings to drive")
+    demo.add_argument("--seed", type=int, default=7, help="seed of the generated subscribers and accounts")
     sub.add_parser("asyncapi", help="print the AsyncAPI document generated from contracts/")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    print(f"signhub {args.command}: not wired yet", file=sys.stderr)
-    return 2
+    if args.command == "asyncapi":
+        from contracts.asyncapi import dump
+
+        print(dump(load_settings().prefix))
+        return 0
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"signhub: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    if args.command == "run":
+        from hub.bootstrap import run_hub
+
+        asyncio.run(run_hub(settings))
+        return 0
+    if args.command == "simulate":
+        from simulators.runner import run_forever
+
+        asyncio.run(run_forever(settings, seed=args.seed))
+        return 0
+    from hub.demo import run_demo
+
+    return asyncio.run(run_demo(settings, flows=args.flows, seed=args.seed))
 
 
 if __name__ == "__main__":

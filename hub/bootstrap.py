@@ -1,0 +1,162 @@
+"""The one composition root: reads settings, builds broker, store, clock and id source, wires the
+hub together and runs it. Everything else receives what it needs as parameters; tests pass their
+own store, clock or id source here instead of patching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import uvicorn
+from aio_pika.abc import AbstractRobustConnection
+from faststream.rabbit import RabbitBroker
+
+from contracts.topology import Names
+from hub.consumers.inbound import register_consumers
+from hub.faults import Faults
+from hub.flows.common import NewId, Timing
+from hub.http import build_app
+from hub.messaging.intake import Intake
+from hub.messaging.outbox_relay import OutboxRelay
+from hub.messaging.retry import RetryScheduler
+from hub.messaging.topology import HubNames, declare_topology
+from hub.parties import Registry
+from hub.protection import DataProtector, load_or_create_key
+from hub.segments import SegmentTable
+from hub.services.context import Deps
+from hub.services.timers import CrmTimers
+from hub.settings import Settings
+from hub.store.sqlite import SqliteStore
+from hub.store.unit_of_work import Store
+
+log = logging.getLogger("signhub.hub")
+
+
+def new_id(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Hub:
+    """A running hub: its parts, so that tests and the demo can look inside."""
+
+    settings: Settings
+    store: Store
+    deps: Deps
+    intake: Intake
+    relay: OutboxRelay
+    timers: CrmTimers
+    broker: RabbitBroker
+    connection: AbstractRobustConnection
+    hub_names: HubNames
+    http: uvicorn.Server | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def registry(self) -> Registry:
+        return self.deps.registry
+
+    async def start(self) -> None:
+        await self.broker.start()
+        self.tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        self.tasks.append(asyncio.create_task(self.timers.run(), name="crm-timers"))
+        if self.http is not None:
+            self.tasks.append(asyncio.create_task(self.http.serve(), name="http"))
+        log.info("hub %s started: %d parties", self.deps.names.prefix, len(self.registry.parties()))
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+        if self.http is not None:
+            self.http.should_exit = True
+        for task in self.tasks:
+            if task.get_name() != "http":
+                task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.connection.close()
+        await self.store.close()
+
+    async def health(self) -> dict[str, Any]:
+        broker_ok = not self.connection.is_closed
+        counts = await self.store.counts()
+        return {"status": "ok" if broker_ok else "degraded", "broker": broker_ok, "store": counts}
+
+
+def _key_file(settings: Settings) -> Path:
+    return Path(settings.store).with_suffix(".key") if settings.store != ":memory:" else Path(".signhub.key")
+
+
+def build_protector(settings: Settings) -> DataProtector:
+    configured = settings.data_key.get_secret_value() if settings.data_key else None
+    keys, created = load_or_create_key(configured, _key_file(settings))
+    if created:
+        log.warning("SIGNHUB_DATA_KEY is not set: generated a data key in %s", _key_file(settings))
+    return DataProtector(keys)
+
+
+async def build_hub(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    ids: NewId = new_id,
+    with_http: bool = True,
+) -> Hub:
+    """Builds a hub from settings; `store`, `clock` and `ids` may be replaced (tests do)."""
+    names = Names(settings.prefix)
+    hub_names = HubNames(names)
+    registry = Registry.of(settings.banks, settings.provinces)
+    segments = SegmentTable.load(settings.segments, settings.segment_overrides)
+    timing = Timing(
+        crm_timeout=timedelta(seconds=settings.crm_timeout_s),
+        crm_asks=settings.crm_asks,
+        approval_window=timedelta(seconds=settings.approval_window_s),
+    )
+    deps = Deps(names, registry, segments, build_protector(settings), timing, ids, clock)
+    store = store or await SqliteStore.open(settings.store)
+    url = settings.amqp_url.get_secret_value()
+    connection = await aio_pika.connect_robust(url)
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    await declare_topology(channel, hub_names, registry.parties(), settings.retry_delays_s)
+    faults = Faults(settings.fault_crash_at)
+    relay = OutboxRelay(store, channel, names, clock, faults)
+    retry = RetryScheduler(channel, hub_names, settings.retry_delays_s)
+    intake = Intake(store, deps, retry, relay.wake, faults, require_user_id=settings.require_user_id)
+    timers = CrmTimers(store, deps, relay.wake, poll_s=min(0.5, settings.crm_timeout_s / 5))
+    broker = RabbitBroker(url, logger=None)
+    register_consumers(broker, hub_names, intake, settings.prefetch)
+    hub = Hub(settings, store, deps, intake, relay, timers, broker, connection, hub_names)
+    if with_http:
+        app = build_app(hub.health, settings.prefix)
+        config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning",
+                                lifespan="off")  # fmt: skip
+        hub.http = uvicorn.Server(config)
+    return hub
+
+
+async def run_hub(settings: Settings) -> None:
+    """`signhub run`: the hub until SIGINT or SIGTERM."""
+    import signal
+
+    hub = await build_hub(settings)
+    await hub.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await hub.stop()

@@ -1,0 +1,89 @@
+"""The hub's consumers: thin FastStream subscribers that turn a delivery into a `Delivery` and
+hand it to the intake, then settle it as the intake says (ack only after the effect committed).
+
+Manual acknowledgement on purpose: FastStream's default rejects a failing message, which without
+a dead-letter route would lose it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+from faststream.middlewares import AckPolicy
+from faststream.rabbit import RabbitBroker, RabbitMessage, RabbitQueue
+from faststream.rabbit.schemas import Channel
+
+from contracts import envelope as env
+from contracts.topology import Names
+from hub.messaging.edge import Delivery
+from hub.messaging.intake import Action, Intake
+from hub.messaging.retry import H_ATTEMPT, H_USER_ID
+from hub.messaging.topology import HubNames
+
+_BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+                   "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count")  # fmt: skip
+REQUEUE_PAUSE_S = 1.0
+
+
+def _plain(value: Any) -> Any:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+
+
+def delivery_from(raw: AbstractIncomingMessage, names: Names) -> Delivery:
+    """A party's message as it reached the hub; retried and replayed copies carry the original
+    routing key in a header, which is trusted only when the copy did not come from a party."""
+    headers = {k: _plain(v) for k, v in (raw.headers or {}).items() if k not in _BROKER_HEADERS}
+    exchange, routing_key = _first_hop(raw)
+    from_party = exchange == names.inbound_exchange
+    if from_party:  # a party cannot name another sender through the hub's own headers
+        for internal in (env.H_ROUTING_KEY, H_ATTEMPT, H_USER_ID, env.H_REPLAY):
+            headers.pop(internal, None)
+    replay = env.H_REPLAY in headers
+    if not from_party:
+        routing_key = str(headers.pop(env.H_ROUTING_KEY, routing_key))
+    attempt = 0 if from_party else int(headers.pop(H_ATTEMPT, 0) or 0)
+    user_id = raw.user_id if from_party else headers.pop(H_USER_ID, None)
+    return Delivery(
+        routing_key=routing_key, body=raw.body, message_id=raw.message_id, msg_type=raw.type,
+        content_type=raw.content_type, correlation_id=raw.correlation_id, user_id=user_id,
+        headers=headers, attempt=attempt, replay=replay,
+    )  # fmt: skip
+
+
+def _first_hop(raw: AbstractIncomingMessage) -> tuple[str, str]:
+    """Exchange and routing key the message was first published with (before dead-lettering)."""
+    deaths = (raw.headers or {}).get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[-1], dict):
+        first = deaths[-1]
+        keys = first.get("routing-keys") or [raw.routing_key or ""]
+        return str(_plain(first.get("exchange", ""))), str(_plain(keys[0]))
+    return raw.exchange or "", raw.routing_key or ""
+
+
+async def _settle(message: RabbitMessage, action: Action) -> None:
+    if action is Action.ACK:
+        await message.ack()
+    else:
+        await asyncio.sleep(REQUEUE_PAUSE_S)  # back off: the store or broker is failing right now
+        await message.nack(requeue=True)
+
+
+async def _raw_body(message: RabbitMessage) -> bytes:
+    return message.body  # the intake parses; FastStream must not decode (a body may be garbage)
+
+
+def register_consumers(broker: RabbitBroker, hub: HubNames, intake: Intake, prefetch: int) -> None:
+    channel = Channel(prefetch_count=prefetch)
+
+    @broker.subscriber(RabbitQueue(hub.inbound_queue, declare=False), ack_policy=AckPolicy.MANUAL,
+                       decoder=_raw_body, channel=channel)  # fmt: skip
+    async def hub_inbound(body: bytes, message: RabbitMessage) -> None:
+        await _settle(message, await intake.take(delivery_from(message.raw_message, hub.names)))
+
+    @broker.subscriber(RabbitQueue(hub.poison_queue, declare=False), ack_policy=AckPolicy.MANUAL,
+                       decoder=_raw_body, channel=Channel(prefetch_count=1))  # fmt: skip
+    async def hub_poison(body: bytes, message: RabbitMessage) -> None:
+        delivery = delivery_from(message.raw_message, hub.names)
+        await _settle(message, await intake.take(delivery, poisoned=True))

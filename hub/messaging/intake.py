@@ -1,0 +1,172 @@
+"""The intake: every delivery passes here once, and every failure gets its class here.
+
+- refused (invalid, unknown type, wrong or unknown sender, not supported): a dead record in the
+  store, a masked copy to the dead queue and `message.rejected` to a known sender; never retried;
+- a business refusal is not a failure: the flow answers with a reason code;
+- transient (store busy, anything unexpected): retried with growing delays, then refused as
+  RETRIES_EXHAUSTED;
+- a duplicate-signing conflict opens a manual case (decided in the flow).
+The broker message is acknowledged only after its effect is committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+from contracts.common import Message, QueueReason, ReasonCode
+from contracts.rejection import MessageRejected
+from contracts.routing import Party
+from hub.faults import Faults
+from hub.flows.common import Refused
+from hub.messaging.copies import queue_copy
+from hub.messaging.edge import Accepted, Delivery, Rejected, classify, sender_of
+from hub.messaging.outbound import to_rows
+from hub.messaging.retry import RetryScheduler
+from hub.outgoing import Outgoing, QueueCopy, Target
+from hub.protection import mask_digits_in_text
+from hub.services.context import Ctx, Deps
+from hub.services.dispatch import handler_for
+from hub.store.unit_of_work import DeadRecord, Store
+
+log = logging.getLogger("signhub.intake")
+MAX_BODY = 64 * 1024
+
+
+class Action(StrEnum):
+    ACK = "ack"
+    REQUEUE = "requeue"  # nothing could be recorded; the broker keeps the message
+
+
+class Intake:
+    def __init__(
+        self, store: Store, deps: Deps, retry: RetryScheduler, wake_relay: Callable[[], None], faults: Faults,
+        *, require_user_id: bool = False,
+    ) -> None:  # fmt: skip
+        self._store = store
+        self._deps = deps
+        self._retry = retry
+        self._wake_relay = wake_relay
+        self._faults = faults
+        self._require_user_id = require_user_id
+        self.stats: dict[str, int] = {}
+
+    async def take(self, d: Delivery, *, poisoned: bool = False) -> Action:
+        if poisoned:
+            return await self._give_up(d, "the message was delivered too often without being processed")
+        verdict = classify(d, self._deps.registry, require_user_id=self._require_user_id, max_body=MAX_BODY)
+        if isinstance(verdict, Accepted) and handler_for(verdict) is None:
+            verdict = Rejected(QueueReason.NOT_SUPPORTED, [f"{verdict.msg_type} is not handled by this hub yet"],
+                               verdict.sender, verdict.msg_type)  # fmt: skip
+        if isinstance(verdict, Rejected):
+            return await self._refuse_or_retry(d, verdict)
+        try:
+            await self._process(d, verdict)
+        except Refused as refused:
+            return await self._refuse_or_retry(d, Rejected(refused.reason, [refused.error], verdict.sender,
+                                                           verdict.msg_type))  # fmt: skip
+        except Exception as exc:
+            return await self._retry_or_give_up(d, exc)
+        self._count("processed")
+        self._faults.maybe_crash("after_commit", verdict.msg_type)
+        self._wake_relay()
+        return Action.ACK
+
+    async def _process(self, d: Delivery, accepted: Accepted) -> None:
+        handler = handler_for(accepted)
+        assert handler is not None
+        now = self._deps.clock()
+        async with self._store.unit_of_work() as uow:
+            ctx = Ctx(uow, self._deps, accepted.sender, accepted.message_id, d.routing_key, d.correlation_id,
+                      d.body, now)  # fmt: skip
+            if await uow.seen(str(accepted.sender), accepted.message_id):
+                await ctx.copy_latest_answer_to(accepted.message_id)
+                self._count("repeats")
+            else:
+                await uow.remember(str(accepted.sender), accepted.message_id, accepted.msg_type, now)
+                await handler(ctx, accepted.message)
+            await uow.add_outbox(to_rows(ctx.out, self._deps.names, self._deps.new_id) + ctx.copies, now)
+
+    async def _refuse_or_retry(self, d: Delivery, rejected: Rejected) -> Action:
+        try:
+            await self._refuse(d, rejected)
+        except Exception as exc:
+            return await self._retry_or_give_up(d, exc)
+        return Action.ACK
+
+    async def _retry_or_give_up(self, d: Delivery, exc: Exception) -> Action:
+        log.warning("attempt %d of %s failed: %r", d.attempt, d.message_id, exc)
+        if not self._retry.can_retry(d):
+            return await self._give_up(d, f"{type(exc).__name__}: {exc}")
+        try:
+            await self._retry.schedule(d)
+        except Exception:
+            log.exception("could not schedule a retry of %s; the broker keeps it", d.message_id)
+            return Action.REQUEUE
+        self._count("retried")
+        return Action.ACK
+
+    async def _give_up(self, d: Delivery, error: str) -> Action:
+        sender = _known_sender(d, self._deps)
+        rejected = Rejected(QueueReason.RETRIES_EXHAUSTED, [error], sender, d.msg_type)
+        try:
+            await self._refuse(d, rejected)
+        except Exception:
+            log.exception("could not record %s as dead; the broker keeps it", d.message_id)
+            return Action.REQUEUE
+        return Action.ACK
+
+    async def _refuse(self, d: Delivery, rejected: Rejected) -> None:
+        """Records the refusal, queues the masked dead copy and tells a known sender."""
+        now = self._deps.clock()
+        dead_id = self._deps.new_id("D")
+        error = "; ".join(rejected.errors)
+        sender = str(rejected.sender) if rejected.sender else d.routing_key.rsplit(".", 1)[0]
+        msg_type = d.msg_type or rejected.msg_type or ""
+        record = DeadRecord(
+            dead_id, str(rejected.sender) if rejected.sender else None, d.message_id, d.routing_key,
+            rejected.msg_type, rejected.reason.value, mask_digits_in_text(error), _properties(d),
+            self._deps.protector.encrypt(d.body), now,
+        )  # fmt: skip
+        out: list[Outgoing | QueueCopy] = [queue_copy(
+            Target.DEAD, raw_body=d.body, message_id=d.message_id or dead_id, msg_type=msg_type,
+            sender=sender, routing_key=d.routing_key, reason=rejected.reason.value, error=error,
+        )]  # fmt: skip
+        if rejected.sender is not None:
+            out.append(Outgoing(rejected.sender, "message.rejected", _rejection(d, rejected), d.message_id))
+        async with self._store.unit_of_work() as uow:
+            await uow.record_dead(record)
+            await uow.add_outbox(to_rows(out, self._deps.names, self._deps.new_id), now)
+        log.info("refused %s from %s: %s %s", d.message_id, sender, rejected.reason.value, mask_digits_in_text(error))
+        self._count(f"refused.{rejected.reason.value}")
+        self._wake_relay()
+
+    def _count(self, key: str) -> None:
+        self.stats[key] = self.stats.get(key, 0) + 1
+
+
+def _rejection(d: Delivery, rejected: Rejected) -> Message:
+    # RETRIES_EXHAUSTED is a queue reason only; answers carry OTHER with the reason in errors.
+    code = ReasonCode.__members__.get(rejected.reason.value, ReasonCode.OTHER)
+    errors = [mask_digits_in_text(e) for e in rejected.errors]
+    if code is ReasonCode.OTHER:
+        errors.insert(0, rejected.reason.value)
+    return MessageRejected(message_id=d.message_id or "", type=rejected.msg_type or d.msg_type or "",
+                           reason_code=code, errors=errors)  # fmt: skip
+
+
+def _known_sender(d: Delivery, deps: Deps) -> Party | None:
+    sender = sender_of(d.routing_key)
+    return sender if sender is not None and deps.registry.knows(sender) else None
+
+
+def _properties(d: Delivery) -> dict[str, Any]:
+    return {
+        "message_id": d.message_id, "type": d.msg_type, "content_type": d.content_type,
+        "correlation_id": d.correlation_id, "user_id": d.user_id,
+        "headers": json.loads(json.dumps(d.headers, default=str)), "attempt": d.attempt,
+    }  # fmt: skip
+

@@ -1,0 +1,28 @@
+"""Which handler takes which accepted message. A catalogue type without one is NOT_SUPPORTED."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from contracts.routing import PartyKind
+from hub.messaging.edge import Accepted
+from hub.services import bank_signing, boss_relay
+from hub.services.context import Ctx
+
+Handler = Callable[[Ctx, Any], Awaitable[None]]
+
+_B, _C, _O = PartyKind.BANK, PartyKind.CRM, PartyKind.BOSS
+HANDLERS: dict[tuple[PartyKind, str], Handler] = {
+    (_B, "sign.request"): bank_signing.on_sign_request,
+    (_B, "sign.confirmed"): bank_signing.on_sign_confirmed,
+    (_B, "sign.failed"): bank_signing.on_sign_failed,
+    (_C, "verify.response"): bank_signing.on_verify_response,
+    (_C, "sign.synced"): bank_signing.on_sign_synced,
+    (_C, "boss.sync"): boss_relay.on_boss_sync,
+    (_O, "agreement.synced"): boss_relay.on_agreement_synced,
+}
+
+
+def handler_for(accepted: Accepted) -> Handler | None:
+    return HANDLERS.get((accepted.sender.kind, accepted.msg_type))

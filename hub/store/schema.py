@@ -1,0 +1,53 @@
+"""The store's schema, as numbered migrations applied in order at every start.
+
+The rule "one ACTIVE agreement per number" is a partial unique index, so it holds however many
+writers there are: the hub never relies on check-then-insert for it.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE inbox (
+        sender TEXT NOT NULL, message_id TEXT NOT NULL, type TEXT NOT NULL,
+        received_at TEXT NOT NULL, PRIMARY KEY (sender, message_id));
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL, target TEXT NOT NULL,
+        routing_key TEXT NOT NULL, type TEXT NOT NULL, correlation_id TEXT, body BLOB NOT NULL,
+        headers TEXT NOT NULL, created_at TEXT NOT NULL, sent_at TEXT, attempts INTEGER NOT NULL DEFAULT 0);
+    CREATE INDEX outbox_unsent ON outbox (id) WHERE sent_at IS NULL;
+    CREATE INDEX outbox_answers ON outbox (correlation_id);
+    CREATE INDEX outbox_message ON outbox (message_id);
+    CREATE TABLE flows (
+        flow_key TEXT PRIMARY KEY, bank TEXT NOT NULL, request_id TEXT NOT NULL, phone TEXT NOT NULL,
+        verify_id TEXT UNIQUE, state TEXT NOT NULL, deadline TEXT, data TEXT NOT NULL,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE INDEX flows_due ON flows (deadline) WHERE state = 'VERIFYING';
+    CREATE INDEX flows_phone ON flows (phone);
+    CREATE TABLE agreements (
+        agreement_id TEXT PRIMARY KEY, version INTEGER NOT NULL, status TEXT NOT NULL,
+        phone TEXT NOT NULL, province TEXT NOT NULL, bank TEXT NOT NULL, bank_agreement_no TEXT NOT NULL,
+        account_fp TEXT NOT NULL, account_last4 TEXT NOT NULL, account_enc TEXT NOT NULL,
+        account_type TEXT NOT NULL, user_type TEXT NOT NULL, recharge_threshold INTEGER,
+        recharge_amount INTEGER, auto_pay INTEGER NOT NULL, channel TEXT NOT NULL,
+        signed_at TEXT NOT NULL, updated_at TEXT NOT NULL, flow_key TEXT,
+        crm_synced TEXT, boss_synced TEXT);
+    CREATE UNIQUE INDEX one_active_agreement_per_phone ON agreements (phone) WHERE status = 'ACTIVE';
+    CREATE UNIQUE INDEX one_agreement_per_bank_number ON agreements (bank, bank_agreement_no);
+    CREATE INDEX agreements_phone ON agreements (phone);
+    CREATE TABLE cases (
+        case_id TEXT PRIMARY KEY, phone TEXT NOT NULL, new_agreement_id TEXT NOT NULL,
+        existing_agreement_id TEXT NOT NULL, flow_key TEXT NOT NULL, message_id TEXT NOT NULL,
+        sender TEXT NOT NULL, source TEXT NOT NULL, state TEXT NOT NULL, opened_at TEXT NOT NULL,
+        original_enc TEXT NOT NULL, resolution TEXT, resolved_by TEXT, resolved_at TEXT, reason TEXT);
+    CREATE TABLE dead_messages (
+        dead_id TEXT PRIMARY KEY, sender TEXT, message_id TEXT, routing_key TEXT NOT NULL,
+        type TEXT, reason TEXT NOT NULL, error TEXT NOT NULL, properties TEXT NOT NULL,
+        original_enc TEXT NOT NULL, received_at TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'OPEN');
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, agreement_id TEXT, flow_key TEXT,
+        event TEXT NOT NULL, party TEXT, message_id TEXT, detail TEXT NOT NULL DEFAULT '{}');
+    CREATE INDEX events_agreement ON events (agreement_id);
+    CREATE INDEX events_flow ON events (flow_key);
+    """,
+)

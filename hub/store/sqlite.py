@@ -1,0 +1,272 @@
+"""The embedded store on SQLite (aiosqlite), WAL mode, one writer at a time.
+
+Driver errors become the hub's own: a busy or failing database is `StoreBusy` (transient), a
+unique-index violation is `Conflict`. Flows never see sqlite3.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncio
+
+import aiosqlite
+
+from hub.agreements import Agreement, Case, SigningFlow
+from hub.errors import Conflict, StoreBusy
+from hub.store.rows import agreement_to_row, flow_to_row, row_to_agreement, row_to_flow, ts
+from hub.store.schema import MIGRATIONS
+from hub.store.unit_of_work import DeadRecord, OutboxRow
+
+
+def _outbox_row(row: Any) -> OutboxRow:
+    return OutboxRow(
+        id=row["id"], message_id=row["message_id"], target=row["target"], routing_key=row["routing_key"],
+        type=row["type"], correlation_id=row["correlation_id"], body=bytes(row["body"]),
+        headers=json.loads(row["headers"]),
+    )  # fmt: skip
+
+
+class _Db:
+    """Executes statements and translates driver errors."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.conn = conn
+
+    async def run(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> None:
+        try:
+            await self.conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            raise StoreBusy(str(exc)) from exc
+
+    async def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        try:
+            async with self.conn.execute(sql, params) as cur:
+                return await cur.fetchone()
+        except sqlite3.OperationalError as exc:
+            raise StoreBusy(str(exc)) from exc
+
+    async def all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        try:
+            async with self.conn.execute(sql, params) as cur:
+                return list(await cur.fetchall())
+        except sqlite3.OperationalError as exc:
+            raise StoreBusy(str(exc)) from exc
+
+
+class SqliteUnitOfWork:
+    """One transaction's view of the store (see hub.store.unit_of_work.UnitOfWork)."""
+
+    def __init__(self, db: _Db) -> None:
+        self._db = db
+
+    async def seen(self, sender: str, message_id: str) -> bool:
+        row = await self._db.one("SELECT 1 FROM inbox WHERE sender=? AND message_id=?", (sender, message_id))
+        return row is not None
+
+    async def remember(self, sender: str, message_id: str, msg_type: str, now: datetime) -> None:
+        await self._db.run(
+            "INSERT INTO inbox (sender, message_id, type, received_at) VALUES (?,?,?,?)",
+            (sender, message_id, msg_type, ts(now)),
+        )
+
+    async def flow(self, bank: str, request_id: str) -> SigningFlow | None:
+        row = await self._db.one("SELECT * FROM flows WHERE flow_key=?", (f"{bank}|{request_id}",))
+        return None if row is None else row_to_flow(row)
+
+    async def flow_by_verify_id(self, verify_id: str) -> SigningFlow | None:
+        row = await self._db.one("SELECT * FROM flows WHERE verify_id=?", (verify_id,))
+        return None if row is None else row_to_flow(row)
+
+    async def save_flow(self, flow: SigningFlow, now: datetime) -> None:
+        row = flow_to_row(flow) | {"updated_at": ts(now)}
+        await self._db.run(
+            "INSERT INTO flows (flow_key, bank, request_id, phone, verify_id, state, deadline, data,"
+            " created_at, updated_at) VALUES (:flow_key, :bank, :request_id, :phone, :verify_id, :state,"
+            " :deadline, :data, :created_at, :updated_at) ON CONFLICT (flow_key) DO UPDATE SET"
+            " verify_id=excluded.verify_id, state=excluded.state, deadline=excluded.deadline,"
+            " data=excluded.data, updated_at=excluded.updated_at",
+            row,
+        )
+
+    async def agreement(self, agreement_id: str) -> Agreement | None:
+        row = await self._db.one("SELECT * FROM agreements WHERE agreement_id=?", (agreement_id,))
+        return None if row is None else row_to_agreement(row)
+
+    async def active_agreement(self, phone: str) -> Agreement | None:
+        row = await self._db.one("SELECT * FROM agreements WHERE phone=? AND status='ACTIVE'", (phone,))
+        return None if row is None else row_to_agreement(row)
+
+    async def insert_agreement(self, agreement: Agreement) -> None:
+        row = agreement_to_row(agreement)
+        cols = ", ".join(row)
+        marks = ", ".join(f":{c}" for c in row)
+        # A savepoint keeps the surrounding transaction usable after the violation.
+        await self._db.run("SAVEPOINT insert_agreement")
+        try:
+            await self._db.conn.execute(f"INSERT INTO agreements ({cols}) VALUES ({marks})", row)
+        except sqlite3.IntegrityError as exc:
+            await self._db.run("ROLLBACK TO insert_agreement")
+            raise await self._conflict(agreement) from exc
+        except sqlite3.OperationalError as exc:
+            raise StoreBusy(str(exc)) from exc
+        finally:
+            await self._db.run("RELEASE insert_agreement")
+
+    async def _conflict(self, agreement: Agreement) -> Conflict:
+        row = await self._db.one(
+            "SELECT agreement_id FROM agreements WHERE bank=? AND bank_agreement_no=?",
+            (agreement.bank, agreement.bank_agreement_no),
+        )
+        if row is not None:
+            return Conflict("bank_agreement_no", row["agreement_id"])
+        active = await self.active_agreement(agreement.phone)
+        return Conflict("phone", None if active is None else active.agreement_id)
+
+    async def set_sync(self, agreement_id: str, side: str, value: str) -> None:
+        column = {"crm": "crm_synced", "boss": "boss_synced"}[side]
+        await self._db.run(f"UPDATE agreements SET {column}=? WHERE agreement_id=?", (value, agreement_id))
+
+    async def open_case(self, case: Case, original_encrypted: str) -> None:
+        await self._db.run(
+            "INSERT INTO cases (case_id, phone, new_agreement_id, existing_agreement_id, flow_key,"
+            " message_id, sender, source, state, opened_at, original_enc) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (case.case_id, case.phone, case.new_agreement_id, case.existing_agreement_id, case.flow_key,
+             case.message_id, case.sender, case.source, case.state, ts(case.opened_at), original_encrypted),
+        )  # fmt: skip
+
+    async def record_dead(self, record: DeadRecord) -> None:
+        await self._db.run(
+            "INSERT INTO dead_messages (dead_id, sender, message_id, routing_key, type, reason, error,"
+            " properties, original_enc, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (record.dead_id, record.sender, record.message_id, record.routing_key, record.type,
+             record.reason, record.error, json.dumps(record.properties, default=str),
+             record.original_encrypted, ts(record.received_at)),
+        )  # fmt: skip
+
+    async def add_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> None:
+        try:
+            await self._db.conn.executemany(
+                "INSERT INTO outbox (message_id, target, routing_key, type, correlation_id, body, headers,"
+                " created_at) VALUES (?,?,?,?,?,?,?,?)",
+                [(r.message_id, r.target, r.routing_key, r.type, r.correlation_id, r.body,
+                  json.dumps(r.headers), ts(now)) for r in rows],
+            )  # fmt: skip
+        except sqlite3.OperationalError as exc:
+            raise StoreBusy(str(exc)) from exc
+
+    async def answers_to(self, correlation_id: str) -> list[OutboxRow]:
+        rows = await self._db.all(
+            "SELECT * FROM outbox WHERE correlation_id=? AND target='party' ORDER BY id", (correlation_id,)
+        )
+        return [_outbox_row(r) for r in rows]
+
+    async def correlation_of(self, message_id: str) -> str | None:
+        row = await self._db.one("SELECT correlation_id FROM outbox WHERE message_id=? LIMIT 1", (message_id,))
+        return None if row is None else row["correlation_id"]
+
+    async def add_event(
+        self, now: datetime, event: str, *, agreement_id: str | None = None, flow_key: str | None = None,
+        party: str | None = None, message_id: str | None = None, detail: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        await self._db.run(
+            "INSERT INTO events (at, agreement_id, flow_key, event, party, message_id, detail)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (ts(now), agreement_id, flow_key, event, party, message_id, json.dumps(detail or {})),
+        )
+
+
+class SqliteStore:
+    """The store: units of work for flows, plus the relay's and the timers' queries."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._db = _Db(conn)
+        # One writer at a time: SQLite allows no more, and the lock keeps waits in Python, not in
+        # the driver's busy handler.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: str | Path, *, synchronous: str = "FULL") -> SqliteStore:
+        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute(f"PRAGMA synchronous={synchronous}")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        store = cls(conn)
+        await store._migrate()
+        return store
+
+    async def _migrate(self) -> None:
+        conn = self._db.conn
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        async with conn.execute("SELECT max(version) FROM schema_version") as cur:
+            row = await cur.fetchone()
+        current = (row[0] if row else None) or 0
+        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            await conn.executescript(f"BEGIN;\n{script}\nINSERT INTO schema_version VALUES ({number});\nCOMMIT;")
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[SqliteUnitOfWork]:
+        async with self._lock:
+            await self._db.run("BEGIN IMMEDIATE")
+            try:
+                yield SqliteUnitOfWork(self._db)
+            except BaseException:
+                await self._db.conn.execute("ROLLBACK")
+                raise
+            try:
+                await self._db.run("COMMIT")
+            except StoreBusy:
+                await self._db.conn.execute("ROLLBACK")
+                raise
+
+    async def unsent(self, limit: int) -> list[OutboxRow]:
+        async with self._lock:
+            rows = await self._db.all("SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,))
+        return [_outbox_row(r) for r in rows]
+
+    async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
+        if not ids:
+            return
+        async with self._lock:
+            marks = ",".join("?" * len(ids))
+            await self._db.run(f"UPDATE outbox SET sent_at=? WHERE id IN ({marks})", (ts(now), *ids))
+
+    async def due_flows(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        async with self._lock:
+            rows = await self._db.all(
+                "SELECT bank, request_id FROM flows WHERE state='VERIFYING' AND deadline<=? ORDER BY deadline"
+                " LIMIT ?",
+                (ts(now), limit),
+            )
+        return [(r["bank"], r["request_id"]) for r in rows]
+
+    async def counts(self) -> dict[str, int]:
+        queries = {
+            "agreements_active": "SELECT count(*) FROM agreements WHERE status='ACTIVE'",
+            "cases_open": "SELECT count(*) FROM cases WHERE state='OPEN'",
+            "dead_messages": "SELECT count(*) FROM dead_messages",
+            "outbox_unsent": "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
+            "flows": "SELECT count(*) FROM flows",
+        }
+        out: dict[str, int] = {}
+        async with self._lock:
+            for name, sql in queries.items():
+                row = await self._db.one(sql)
+                out[name] = int(row[0])
+        return out
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Read-only rows as dicts, for the CLI, the HTTP endpoints and tests."""
+        async with self._lock:
+            rows = await self._db.all(sql, params)
+        return [dict(r) for r in rows]
+
+    async def close(self) -> None:
+        await self._db.conn.close()

@@ -1,0 +1,81 @@
+"""The store's interface as flows and the relay see it; adapters (SQLite now) implement it.
+
+A unit of work is one transaction: it commits when its block ends without an exception and rolls
+back otherwise, so an inbox record, a state change and its outbox rows land together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from hub.agreements import Agreement, Case, SigningFlow
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    message_id: str
+    target: str  # hub.outgoing.Target value
+    routing_key: str
+    type: str
+    correlation_id: str | None
+    body: bytes
+    headers: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadRecord:
+    dead_id: str
+    sender: str | None
+    message_id: str | None
+    routing_key: str
+    type: str | None
+    reason: str
+    error: str
+    properties: dict[str, Any]
+    original_encrypted: str
+    received_at: datetime
+
+
+class UnitOfWork(Protocol):
+    async def seen(self, sender: str, message_id: str) -> bool: ...
+    async def remember(self, sender: str, message_id: str, msg_type: str, now: datetime) -> None: ...
+    async def flow(self, bank: str, request_id: str) -> SigningFlow | None: ...
+    async def flow_by_verify_id(self, verify_id: str) -> SigningFlow | None: ...
+    async def save_flow(self, flow: SigningFlow, now: datetime) -> None: ...
+    async def agreement(self, agreement_id: str) -> Agreement | None: ...
+    async def active_agreement(self, phone: str) -> Agreement | None: ...
+    async def insert_agreement(self, agreement: Agreement) -> None:
+        """Raises hub.errors.Conflict when the number already has an ACTIVE agreement
+        (rule "phone") or the bank already used the bank_agreement_no (rule "bank_agreement_no")."""
+        ...
+
+    async def set_sync(self, agreement_id: str, side: str, value: str) -> None: ...
+    async def open_case(self, case: Case, original_encrypted: str) -> None: ...
+    async def record_dead(self, record: DeadRecord) -> None: ...
+    async def add_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> None: ...
+    async def answers_to(self, correlation_id: str) -> list[OutboxRow]:
+        """Party messages the hub queued in answer to `correlation_id`, oldest first."""
+        ...
+
+    async def correlation_of(self, message_id: str) -> str | None:
+        """The correlation_id of the hub's own message `message_id`, if the outbox has it."""
+        ...
+
+    async def add_event(
+        self, now: datetime, event: str, *, agreement_id: str | None = None, flow_key: str | None = None,
+        party: str | None = None, message_id: str | None = None, detail: dict[str, Any] | None = None,
+    ) -> None: ...  # fmt: skip
+
+
+class Store(Protocol):
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+    async def unsent(self, limit: int) -> list[OutboxRow]: ...
+    async def mark_sent(self, ids: Sequence[int], now: datetime) -> None: ...
+    async def due_flows(self, now: datetime, limit: int) -> list[tuple[str, str]]: ...
+    async def counts(self) -> dict[str, int]: ...
+    async def close(self) -> None: ...
