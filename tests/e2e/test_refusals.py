@@ -1,0 +1,88 @@
+"""Bad input gets a clear answer and loses nothing: dead queue with a reason, the sender told."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.bootstrap import Hub
+from tests.support.data import fresh_phone, sign_request
+from tests.support.probe import Probe, to
+
+
+def _dead(probe: Probe, mid: str):  # type: ignore[no-untyped-def]
+    return lambda r: r.queue == f"{probe.prefix}.dead" and r.message_id == mid
+
+
+async def _refused(probe: Probe, mid: str, party: str, reason: str) -> None:
+    dead = await probe.expect(f"dead copy of {mid}", _dead(probe, mid))
+    assert dead.headers["x-signhub-reason"] == reason
+    assert dead.headers["x-signhub-error"]
+    told = await probe.expect(f"message.rejected for {mid}", to(party, "message.rejected", message_id=mid))
+    assert told.body["reason_code"] == reason and told.body["errors"]
+    assert told.correlation_id == mid
+
+
+async def test_a_body_that_is_not_json_is_refused_and_the_sender_told(probe: Probe) -> None:
+    mid = await probe.publish("bank.ICBC", "sign.request", b"\xff\xfe not json 6222020200112233445")
+    await _refused(probe, mid, "bank.ICBC", "INVALID_MESSAGE")
+    dead = await probe.expect("dead copy", _dead(probe, mid))
+    assert b"6222020200112233445" not in dead.raw
+
+
+async def test_an_invalid_message_is_refused_with_every_problem_and_numbers_masked(hub: Hub, probe: Probe) -> None:
+    body = sign_request("12345", account_type="SAVINGS")
+    mid = await probe.publish("bank.ICBC", "sign.request", body)
+    await _refused(probe, mid, "bank.ICBC", "INVALID_MESSAGE")
+    dead = await probe.expect("dead copy", _dead(probe, mid))
+    assert dead.body["account_no"] == "622202*********3445" and dead.body["id_no"].endswith("002X")
+    assert dead.headers["x-signhub-routing-key"] == "bank.ICBC.sign.request"
+    told = await probe.expect("rejection", to("bank.ICBC", "message.rejected", message_id=mid))
+    assert any(e.startswith("phone") for e in told.body["errors"])
+    assert any(e.startswith("account_type") for e in told.body["errors"])
+    stored = await hub.store.query("SELECT reason, original_enc FROM dead_messages WHERE message_id=?", (mid,))
+    assert stored[0]["reason"] == "INVALID_MESSAGE" and "6222020200112233445" not in stored[0]["original_enc"]
+
+
+@pytest.mark.parametrize(
+    ("problem", "kwargs"),
+    [
+        ("type property differs", {"msg_type_property": "sign.confirmed"}),
+        ("wrong content type", {"content_type": "text/plain"}),
+        ("wrong schema version", {"headers": {"x-schema-version": 2}}),
+    ],
+)
+async def test_an_envelope_that_breaks_the_rules_is_invalid(probe: Probe, problem: str, kwargs: dict[str, object]) -> None:
+    mid = await probe.publish("bank.ICBC", "sign.request", sign_request(fresh_phone()), **kwargs)  # type: ignore[arg-type]
+    await _refused(probe, mid, "bank.ICBC", "INVALID_MESSAGE")
+
+
+async def test_an_unknown_type_is_refused_not_dropped(probe: Probe) -> None:
+    mid = await probe.publish("bank.ICBC", "sign.teleport", {"x": 1})
+    await _refused(probe, mid, "bank.ICBC", "UNKNOWN_TYPE")
+
+
+async def test_a_type_of_another_kind_is_an_unauthorized_sender(probe: Probe) -> None:
+    mid = await probe.publish("bank.ICBC", "verify.response", {"verify_id": "V1", "result": "OK"})
+    await _refused(probe, mid, "bank.ICBC", "UNAUTHORIZED_SENDER")
+
+
+async def test_an_unknown_sender_is_refused_and_nobody_is_answered(probe: Probe) -> None:
+    mid = await probe.publish("bank.NOPE", "sign.request", sign_request(fresh_phone()))
+    dead = await probe.expect("dead copy", _dead(probe, mid))
+    assert dead.headers["x-signhub-reason"] == "UNKNOWN_SENDER"
+    assert not probe.all(lambda r: r.type == "message.rejected" and r.body.get("message_id") == mid)
+
+
+async def test_a_catalogue_type_not_handled_yet_is_not_supported_and_kept(hub: Hub, probe: Probe) -> None:
+    mid = await probe.publish("bank.ICBC", "unsign.request", {"bank_agreement_no": "BA1", "phone": fresh_phone()})
+    await _refused(probe, mid, "bank.ICBC", "NOT_SUPPORTED")
+    kept = await hub.store.query("SELECT reason, state FROM dead_messages WHERE message_id=?", (mid,))
+    assert kept == [{"reason": "NOT_SUPPORTED", "state": "OPEN"}]
+
+
+async def test_a_refused_message_does_not_count_as_processed(probe: Probe) -> None:
+    request = sign_request(fresh_phone())
+    mid = await probe.publish("bank.ICBC", "sign.request", dict(request, channel="CARRIER_PIGEON"))
+    await _refused(probe, mid, "bank.ICBC", "INVALID_MESSAGE")
+    await probe.publish("bank.ICBC", "sign.request", request, message_id=mid)
+    await probe.expect("verify.request for the corrected message", to("crm.GD", "verify.request", phone=request["phone"]))
