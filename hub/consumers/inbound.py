@@ -48,7 +48,7 @@ def delivery_from(raw: AbstractIncomingMessage, names: Names) -> Delivery:
     return Delivery(
         routing_key=routing_key, body=raw.body, message_id=raw.message_id, msg_type=raw.type,
         content_type=raw.content_type, correlation_id=raw.correlation_id, user_id=user_id,
-        headers=headers, attempt=attempt, replay=replay,
+        headers=headers, attempt=attempt, replay=replay, redelivered=bool(raw.redelivered),
     )  # fmt: skip
 
 

@@ -31,6 +31,7 @@ class Delivery:
     headers: dict[str, Any] = field(default_factory=dict)
     attempt: int = 0
     replay: bool = False
+    redelivered: bool = False  # the broker's own redelivery after the hub did not acknowledge
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,10 @@ class Intake:
             ctx = Ctx(uow, self._deps, accepted.sender, accepted.message_id, d.routing_key, d.correlation_id,
                       d.body, now)  # fmt: skip
             if await uow.seen(str(accepted.sender), accepted.message_id):
-                await ctx.copy_latest_answer_to(accepted.message_id)
+                # A broker redelivery (the hub died before its ack) is not the party asking again:
+                # the answer is already in the outbox, so no copy is due.
+                if not d.redelivered:
+                    await ctx.copy_latest_answer_to(accepted.message_id)
                 self._count("repeats")
             else:
                 await uow.remember(str(accepted.sender), accepted.message_id, accepted.msg_type, now)

@@ -14,6 +14,7 @@ from cryptography.fernet import Fernet
 from hub.bootstrap import Hub, build_hub
 from hub.messaging.topology import delete_topology
 from hub.settings import Settings, load_settings
+from hub.store.unit_of_work import Store
 from tests.support.probe import Probe
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -59,10 +60,12 @@ def party_queues(settings: Settings) -> list[str]:
 
 
 @asynccontextmanager
-async def running_hub(workdir: Path, **overrides: Any) -> AsyncIterator[tuple[Hub, Probe]]:
+async def running_hub(
+    workdir: Path, store: Store | None = None, **overrides: Any
+) -> AsyncIterator[tuple[Hub, Probe]]:
     """A started hub and a probe on every party, manual and dead queue; all deleted afterwards."""
     settings = hub_settings(workdir, **overrides)
-    hub = await build_hub(settings)
+    hub = await build_hub(settings, store=store)
     await hub.start()
     probe = await Probe.connect(AMQP_URL, settings.prefix, party_queues(settings))
     try:
