@@ -57,8 +57,9 @@ def _first_hop(raw: AbstractIncomingMessage) -> tuple[str, str]:
     deaths = (raw.headers or {}).get("x-death")
     if isinstance(deaths, list) and deaths and isinstance(deaths[-1], dict):
         first = deaths[-1]
-        keys = first.get("routing-keys") or [raw.routing_key or ""]
-        return str(_plain(first.get("exchange", ""))), str(_plain(keys[0]))
+        keys = first.get("routing-keys")
+        key = keys[0] if isinstance(keys, list) and keys else raw.routing_key or ""
+        return str(_plain(first.get("exchange", ""))), str(_plain(key))
     return raw.exchange or "", raw.routing_key or ""
 
 

@@ -117,7 +117,9 @@ def crm_timer_expired(flow: SigningFlow, now: datetime, timing: Timing) -> Step:
     if flow.asks < timing.crm_asks:
         return ask_home_crm_to_verify(flow, now, timing)
     reason = f"crm.{flow.province} did not answer {flow.asks} asks"
-    timed_out = replace(flow, state=FlowState.TIMED_OUT, reason_code=ReasonCode.CRM_TIMEOUT.value, deadline=None)
+    timed_out = replace(
+        flow, state=FlowState.TIMED_OUT, reason_code=ReasonCode.CRM_TIMEOUT.value, deadline=None
+    )
     return Step(timed_out, [answer_bank(timed_out, Decision.REJECTED, ReasonCode.CRM_TIMEOUT, reason)])
 
 

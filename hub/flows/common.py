@@ -14,7 +14,7 @@ from hub.outgoing import Outgoing
 NewId = Callable[[str], str]  # prefix -> a fresh identifier, e.g. "A" -> "A3f9c..."
 
 
-class Refused(Exception):  # noqa: N818 - a decision, not a malfunction
+class Refused(Exception):
     """The message is refused whole: dead queue, `message.rejected` to its sender, no effect."""
 
     def __init__(self, reason: QueueReason, error: str) -> None:

@@ -79,7 +79,11 @@ def classify(d: Delivery, registry: Registry, *, require_user_id: bool, max_body
                         key.type)  # fmt: skip
     entry = catalogue.inbound(sender.kind, key.type)
     if entry is None:
-        reason = QueueReason.UNAUTHORIZED_SENDER if key.type in catalogue.INBOUND_TYPES else QueueReason.UNKNOWN_TYPE
+        reason = (
+            QueueReason.UNAUTHORIZED_SENDER
+            if key.type in catalogue.INBOUND_TYPES
+            else QueueReason.UNKNOWN_TYPE
+        )
         return Rejected(reason, [f"a {sender.kind.value} may not send {key.type!r}"], sender, key.type)
     problems = check_envelope(
         message_id=d.message_id, msg_type=d.msg_type, key_type=key.type, content_type=d.content_type,

@@ -143,7 +143,13 @@ class Intake:
         async with self._store.unit_of_work() as uow:
             await uow.record_dead(record)
             await uow.add_outbox(to_rows(out, self._deps.names, self._deps.new_id), now)
-        log.info("refused %s from %s: %s %s", d.message_id, sender, rejected.reason.value, mask_digits_in_text(error))
+        log.info(
+            "refused %s from %s: %s %s",
+            d.message_id,
+            sender,
+            rejected.reason.value,
+            mask_digits_in_text(error),
+        )
         self._count(f"refused.{rejected.reason.value}")
         self._wake_relay()
 
@@ -172,4 +178,3 @@ def _properties(d: Delivery) -> dict[str, Any]:
         "correlation_id": d.correlation_id, "user_id": d.user_id,
         "headers": json.loads(json.dumps(d.headers, default=str)), "attempt": d.attempt,
     }  # fmt: skip
-

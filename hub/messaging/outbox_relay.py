@@ -8,6 +8,7 @@ rows not yet marked are published again with their original message_id; parties 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -27,7 +28,12 @@ BATCH = 256
 
 class OutboxRelay:
     def __init__(
-        self, store: Store, channel: AbstractChannel, names: Names, clock: Callable[[], datetime], faults: Faults
+        self,
+        store: Store,
+        channel: AbstractChannel,
+        names: Names,
+        clock: Callable[[], datetime],
+        faults: Faults,
     ) -> None:
         self._store = store
         self._channel = channel
@@ -56,10 +62,8 @@ class OutboxRelay:
             if sent < BATCH:
                 self._wake.clear()
                 # Woken by a commit; the timeout is only a safety net for a missed wake-up.
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
 
     async def publish_pending(self) -> int:
         rows = await self._store.unsent(BATCH)

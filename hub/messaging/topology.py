@@ -20,7 +20,7 @@ from contracts.topology import Names
 # 3.10 quorum queues have no delivery limit unless set; this one stops a message that kills the
 # hub every time from looping forever: past it the message is dead-lettered to the poison queue.
 DELIVERY_LIMIT = 20
-_QUORUM = {"x-queue-type": "quorum"}
+_QUORUM: dict[str, Any] = {"x-queue-type": "quorum"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +64,8 @@ async def declare_topology(
     for attempt, delay in enumerate(retry_delays_s, start=1):
         args = _QUORUM | {"x-message-ttl": int(delay * 1000)} | _at_least_once_dlx(hub.inbound_queue)
         await channel.declare_queue(hub.retry_queue(attempt), durable=True, arguments=args)
-    for queue in (names.manual_queue, names.dead_queue):
-        await channel.declare_queue(queue, durable=True, arguments=_QUORUM)
+    for name in (names.manual_queue, names.dead_queue):
+        await channel.declare_queue(name, durable=True, arguments=_QUORUM)
     for party in parties:
         queue = await channel.declare_queue(names.party_queue(party), durable=True, arguments=_QUORUM)
         await queue.bind(outbound, names.party_binding(party))

@@ -85,7 +85,9 @@ async def _not_activated(
     ctx: Ctx, msg: SignConfirmed, flow: SigningFlow, agreement: Agreement, confirm_fp: str, conflict: Conflict
 ) -> None:
     if conflict.rule == "bank_agreement_no":
-        ctx.out.append(flow2.reject_confirmation(ctx.sender, msg, ctx.message_id, ReasonCode.REQUEST_MISMATCH))
+        ctx.out.append(
+            flow2.reject_confirmation(ctx.sender, msg, ctx.message_id, ReasonCode.REQUEST_MISMATCH)
+        )
         return
     held = replace(agreement, status=AgreementStatus.PENDING_REVIEW)
     await ctx.uow.insert_agreement(held)

@@ -6,6 +6,7 @@ unique-index violation is `Conflict`. Flows never see sqlite3.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
@@ -13,8 +14,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import asyncio
 
 import aiosqlite
 
@@ -168,7 +167,9 @@ class SqliteUnitOfWork:
         return [_outbox_row(r) for r in rows]
 
     async def correlation_of(self, message_id: str) -> str | None:
-        row = await self._db.one("SELECT correlation_id FROM outbox WHERE message_id=? LIMIT 1", (message_id,))
+        row = await self._db.one(
+            "SELECT correlation_id FROM outbox WHERE message_id=? LIMIT 1", (message_id,)
+        )
         return None if row is None else row["correlation_id"]
 
     async def add_event(
@@ -209,7 +210,9 @@ class SqliteStore:
             row = await cur.fetchone()
         current = (row[0] if row else None) or 0
         for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            await conn.executescript(f"BEGIN;\n{script}\nINSERT INTO schema_version VALUES ({number});\nCOMMIT;")
+            await conn.executescript(
+                f"BEGIN;\n{script}\nINSERT INTO schema_version VALUES ({number});\nCOMMIT;"
+            )
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[SqliteUnitOfWork]:
@@ -228,7 +231,9 @@ class SqliteStore:
 
     async def unsent(self, limit: int) -> list[OutboxRow]:
         async with self._lock:
-            rows = await self._db.all("SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,))
+            rows = await self._db.all(
+                "SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,)
+            )
         return [_outbox_row(r) for r in rows]
 
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from contracts.topology import Names
 from hub.messaging.topology import HubNames, delete_topology
 from hub.parties import Registry
-from contracts.topology import Names
 from hub.settings import Settings
 from tests.support.data import confirmed, fresh_phone, sign_request, verify_ok_prepaid
 from tests.support.hubprocess import HubProcess
@@ -73,7 +73,9 @@ async def test_killed_after_the_commit_and_before_the_publish_the_flow_completes
     await rig.probe.publish("bank.ICBC", "sign.confirmed", confirmed(request))
     assert await rig.hub.died() == -9
     await rig.hub.start()
-    result = await rig.probe.expect("sign.result", to("bank.ICBC", "sign.result", request_id=request["request_id"]))
+    result = await rig.probe.expect(
+        "sign.result", to("bank.ICBC", "sign.result", request_id=request["request_id"])
+    )
     await rig.quiet()
     assert result.body["status"] == "ACTIVE"
     results = rig.probe.all(to("bank.ICBC", "sign.result", request_id=request["request_id"]))
@@ -84,7 +86,9 @@ async def test_killed_after_the_commit_and_before_the_publish_the_flow_completes
     assert rig.rows("SELECT count(*) FROM agreements WHERE phone=?", request["phone"]) == [(1,)]
 
 
-async def test_killed_after_the_publish_and_before_marking_sent_repeats_keep_their_message_id(rig: Rig) -> None:
+async def test_killed_after_the_publish_and_before_marking_sent_repeats_keep_their_message_id(
+    rig: Rig,
+) -> None:
     request = await _approved(rig.probe)
     await _restart_with_crash(rig, "after_publish:sign.result")
     await rig.probe.publish("bank.ICBC", "sign.confirmed", confirmed(request))

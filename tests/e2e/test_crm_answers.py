@@ -6,7 +6,7 @@ import pytest
 
 from hub.bootstrap import Hub
 from tests.support.data import fresh_phone, sign_request, verify_ok_prepaid
-from tests.support.probe import Probe, in_queue, to
+from tests.support.probe import Probe, to
 
 
 @pytest.mark.parametrize(
@@ -20,7 +20,9 @@ async def test_each_crm_refusal_reaches_the_bank_with_its_reason(probe: Probe, r
     if reason == "ALREADY_SIGNED":
         answer["existing_agreement_id"] = "CRM-AG-1"
     await probe.publish("crm.GD", "verify.response", answer, correlation_id=ask.message_id)
-    got = await probe.expect("sign.response", to("bank.ICBC", "sign.response", request_id=request["request_id"]))
+    got = await probe.expect(
+        "sign.response", to("bank.ICBC", "sign.response", request_id=request["request_id"])
+    )
     assert got.body["result"] == "REJECTED" and got.body["reason_code"] == reason
 
 
@@ -29,13 +31,17 @@ async def test_a_crm_answering_for_another_province_is_refused_and_the_flow_wait
     await probe.publish("bank.ICBC", "sign.request", request)
     ask = await probe.expect("verify.request", to("crm.GD", "verify.request", phone=request["phone"]))
     intruder = await probe.publish("crm.BJ", "verify.response", verify_ok_prepaid(ask.body["verify_id"]))
-    rejected = await probe.expect("message.rejected to crm.BJ", to("crm.BJ", "message.rejected", message_id=intruder))
+    rejected = await probe.expect(
+        "message.rejected to crm.BJ", to("crm.BJ", "message.rejected", message_id=intruder)
+    )
     assert rejected.body["reason_code"] == "UNAUTHORIZED_SENDER"
     dead = await probe.expect("dead copy", lambda r: r.queue.endswith(".dead") and r.message_id == intruder)
     assert dead.headers["x-signhub-reason"] == "UNAUTHORIZED_SENDER"
     assert dead.headers["x-signhub-sender"] == "crm.BJ"
     await probe.publish("crm.GD", "verify.response", verify_ok_prepaid(ask.body["verify_id"]))
-    got = await probe.expect("sign.response", to("bank.ICBC", "sign.response", request_id=request["request_id"]))
+    got = await probe.expect(
+        "sign.response", to("bank.ICBC", "sign.response", request_id=request["request_id"])
+    )
     assert got.body["result"] == "APPROVED"
 
 
@@ -56,7 +62,9 @@ async def test_an_answer_to_an_earlier_ask_counts_while_the_last_ask_is_open(pro
     asks = await probe.expect_count("2 asks", to("crm.GD", "verify.request", phone=request["phone"]), 2, 5.0)
     await probe.publish("crm.GD", "verify.response", verify_ok_prepaid(asks[0].body["verify_id"]),
                         correlation_id=asks[0].message_id)  # fmt: skip
-    got = await probe.expect("sign.response", to("bank.ICBC", "sign.response", request_id=request["request_id"]))
+    got = await probe.expect(
+        "sign.response", to("bank.ICBC", "sign.response", request_id=request["request_id"])
+    )
     assert got.body["result"] == "APPROVED"
 
 

@@ -17,7 +17,9 @@ async def _approve(probe: Probe, bank: str, phone: str) -> dict[str, str]:
     return request
 
 
-async def test_a_second_confirmation_for_a_signed_number_goes_to_the_manual_queue(hub: Hub, probe: Probe) -> None:
+async def test_a_second_confirmation_for_a_signed_number_goes_to_the_manual_queue(
+    hub: Hub, probe: Probe
+) -> None:
     phone = fresh_phone()
     first, second = await _approve(probe, "ICBC", phone), await _approve(probe, "CCB", phone)
     await probe.publish("bank.ICBC", "sign.confirmed", confirmed(first))
@@ -25,7 +27,9 @@ async def test_a_second_confirmation_for_a_signed_number_goes_to_the_manual_queu
     second_mid = await probe.publish("bank.CCB", "sign.confirmed", confirmed(second))
     held = await probe.expect("MANUAL_REVIEW", to("bank.CCB", "sign.result", request_id=second["request_id"]))
     assert held.body["status"] == "MANUAL_REVIEW" and held.correlation_id == second_mid
-    case = await probe.expect("manual copy", lambda r: r.queue == f"{probe.prefix}.manual" and r.message_id == second_mid)
+    case = await probe.expect(
+        "manual copy", lambda r: r.queue == f"{probe.prefix}.manual" and r.message_id == second_mid
+    )
     assert case.type == "sign.confirmed"
     assert case.headers["x-signhub-reason"] == "DUPLICATE_AGREEMENT"
     assert case.headers["x-signhub-sender"] == "bank.CCB"
@@ -39,36 +43,50 @@ async def test_a_second_confirmation_for_a_signed_number_goes_to_the_manual_queu
     assert len(probe.all(to("crm.GD", "sign.notify", phone=phone))) == 1
 
 
-async def test_the_same_message_three_times_has_one_effect_and_repeats_get_the_same_answer(probe: Probe) -> None:
+async def test_the_same_message_three_times_has_one_effect_and_repeats_get_the_same_answer(
+    probe: Probe,
+) -> None:
     phone = fresh_phone()
     request = sign_request(phone)
     for _ in range(3):
         await probe.publish("bank.ICBC", "sign.request", request, message_id=f"req-{phone}")
     ask = await probe.expect("verify.request", to("crm.GD", "verify.request", phone=phone))
     for _ in range(3):
-        await probe.publish("crm.GD", "verify.response", verify_ok_prepaid(ask.body["verify_id"]), message_id=f"v-{phone}")
-    answers = await probe.expect_count("approval", to("bank.ICBC", "sign.response", request_id=request["request_id"]), 1)
+        await probe.publish(
+            "crm.GD", "verify.response", verify_ok_prepaid(ask.body["verify_id"]), message_id=f"v-{phone}"
+        )
+    answers = await probe.expect_count(
+        "approval", to("bank.ICBC", "sign.response", request_id=request["request_id"]), 1
+    )
     await probe.publish("bank.ICBC", "sign.request", request, message_id=f"req-{phone}")
     conf = confirmed(request)
     for _ in range(3):
         await probe.publish("bank.ICBC", "sign.confirmed", conf, message_id=f"conf-{phone}")
-    results = await probe.expect_count("3 sign.result", to("bank.ICBC", "sign.result", request_id=request["request_id"]), 3)
+    results = await probe.expect_count(
+        "3 sign.result", to("bank.ICBC", "sign.result", request_id=request["request_id"]), 3
+    )
     assert {r.message_id for r in results} == {results[0].message_id}
     assert len(probe.all(to("crm.GD", "verify.request", phone=phone))) == 1
     assert len(probe.all(to("crm.GD", "sign.notify", phone=phone))) == 1
     # The repeat of the sign.request after the answer existed got a copy with the same message_id.
-    copies = await probe.expect_count("sign.response copy", to("bank.ICBC", "sign.response", request_id=request["request_id"]), 2)
+    copies = await probe.expect_count(
+        "sign.response copy", to("bank.ICBC", "sign.response", request_id=request["request_id"]), 2
+    )
     assert copies[0].message_id == copies[1].message_id == answers[0].message_id
 
 
-async def test_the_same_confirmation_under_a_new_message_id_gets_the_latest_answer_again(probe: Probe) -> None:
+async def test_the_same_confirmation_under_a_new_message_id_gets_the_latest_answer_again(
+    probe: Probe,
+) -> None:
     phone = fresh_phone()
     request = await _approve(probe, "ICBC", phone)
     conf = confirmed(request)
     await probe.publish("bank.ICBC", "sign.confirmed", conf)
     first = await probe.expect("ACTIVE", to("bank.ICBC", "sign.result", request_id=request["request_id"]))
     await probe.publish("bank.ICBC", "sign.confirmed", conf)
-    both = await probe.expect_count("a copy", to("bank.ICBC", "sign.result", request_id=request["request_id"]), 2)
+    both = await probe.expect_count(
+        "a copy", to("bank.ICBC", "sign.result", request_id=request["request_id"]), 2
+    )
     assert both[1].message_id == first.message_id and both[1].body == first.body
     other = dict(conf, account_no="6222020200199999999")
     mid = await probe.publish("bank.ICBC", "sign.confirmed", other)
@@ -94,7 +112,9 @@ async def test_a_confirmation_with_other_content_than_its_request_is_request_mis
 
 async def test_sign_failed_closes_the_request_without_an_answer(probe: Probe) -> None:
     request = await _approve(probe, "ICBC", fresh_phone())
-    failed_mid = await probe.publish("bank.ICBC", "sign.failed", {"request_id": request["request_id"], "reason": "card frozen"})
+    failed_mid = await probe.publish(
+        "bank.ICBC", "sign.failed", {"request_id": request["request_id"], "reason": "card frozen"}
+    )
     mid = await probe.publish("bank.ICBC", "sign.confirmed", confirmed(request))
     got = await probe.expect("UNKNOWN_REQUEST", lambda r: r.correlation_id == mid)
     assert got.body["reason_code"] == "UNKNOWN_REQUEST"

@@ -29,7 +29,9 @@ async def test_a_body_that_is_not_json_is_refused_and_the_sender_told(probe: Pro
     assert b"6222020200112233445" not in dead.raw
 
 
-async def test_an_invalid_message_is_refused_with_every_problem_and_numbers_masked(hub: Hub, probe: Probe) -> None:
+async def test_an_invalid_message_is_refused_with_every_problem_and_numbers_masked(
+    hub: Hub, probe: Probe
+) -> None:
     body = sign_request("12345", account_type="SAVINGS")
     mid = await probe.publish("bank.ICBC", "sign.request", body)
     await _refused(probe, mid, "bank.ICBC", "INVALID_MESSAGE")
@@ -39,7 +41,9 @@ async def test_an_invalid_message_is_refused_with_every_problem_and_numbers_mask
     told = await probe.expect("rejection", to("bank.ICBC", "message.rejected", message_id=mid))
     assert any(e.startswith("phone") for e in told.body["errors"])
     assert any(e.startswith("account_type") for e in told.body["errors"])
-    stored = await hub.store.query("SELECT reason, original_enc FROM dead_messages WHERE message_id=?", (mid,))
+    stored = await hub.store.query(
+        "SELECT reason, original_enc FROM dead_messages WHERE message_id=?", (mid,)
+    )
     assert stored[0]["reason"] == "INVALID_MESSAGE" and "6222020200112233445" not in stored[0]["original_enc"]
 
 
@@ -51,7 +55,9 @@ async def test_an_invalid_message_is_refused_with_every_problem_and_numbers_mask
         ("wrong schema version", {"headers": {"x-schema-version": 2}}),
     ],
 )
-async def test_an_envelope_that_breaks_the_rules_is_invalid(probe: Probe, problem: str, kwargs: dict[str, object]) -> None:
+async def test_an_envelope_that_breaks_the_rules_is_invalid(
+    probe: Probe, problem: str, kwargs: dict[str, object]
+) -> None:
     mid = await probe.publish("bank.ICBC", "sign.request", sign_request(fresh_phone()), **kwargs)  # type: ignore[arg-type]
     await _refused(probe, mid, "bank.ICBC", "INVALID_MESSAGE")
 
@@ -74,7 +80,9 @@ async def test_an_unknown_sender_is_refused_and_nobody_is_answered(probe: Probe)
 
 
 async def test_a_catalogue_type_not_handled_yet_is_not_supported_and_kept(hub: Hub, probe: Probe) -> None:
-    mid = await probe.publish("bank.ICBC", "unsign.request", {"bank_agreement_no": "BA1", "phone": fresh_phone()})
+    mid = await probe.publish(
+        "bank.ICBC", "unsign.request", {"bank_agreement_no": "BA1", "phone": fresh_phone()}
+    )
     await _refused(probe, mid, "bank.ICBC", "NOT_SUPPORTED")
     kept = await hub.store.query("SELECT reason, state FROM dead_messages WHERE message_id=?", (mid,))
     assert kept == [{"reason": "NOT_SUPPORTED", "state": "OPEN"}]
@@ -85,4 +93,6 @@ async def test_a_refused_message_does_not_count_as_processed(probe: Probe) -> No
     mid = await probe.publish("bank.ICBC", "sign.request", dict(request, channel="CARRIER_PIGEON"))
     await _refused(probe, mid, "bank.ICBC", "INVALID_MESSAGE")
     await probe.publish("bank.ICBC", "sign.request", request, message_id=mid)
-    await probe.expect("verify.request for the corrected message", to("crm.GD", "verify.request", phone=request["phone"]))
+    await probe.expect(
+        "verify.request for the corrected message", to("crm.GD", "verify.request", phone=request["phone"])
+    )

@@ -23,12 +23,16 @@ async def flaky_hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[t
         yield hub, probe, store
 
 
-async def test_a_store_that_recovers_in_time_processes_the_message_once(flaky_hub: tuple[Hub, Probe, FlakyStore]) -> None:
+async def test_a_store_that_recovers_in_time_processes_the_message_once(
+    flaky_hub: tuple[Hub, Probe, FlakyStore],
+) -> None:
     _, probe, store = flaky_hub
     request = sign_request(fresh_phone())
     store.failures["busy-twice"] = 2
     await probe.publish("bank.ICBC", "sign.request", request, message_id="busy-twice")
-    ask = await probe.expect("verify.request after two retries", to("crm.GD", "verify.request", phone=request["phone"]))
+    ask = await probe.expect(
+        "verify.request after two retries", to("crm.GD", "verify.request", phone=request["phone"])
+    )
     assert ask.body["bank_code"] == "ICBC"
     assert store.attempts["busy-twice"] == 3
 
@@ -40,16 +44,22 @@ async def test_a_store_that_stays_busy_ends_in_the_dead_queue_as_retries_exhaust
     request = sign_request(fresh_phone())
     store.failures["always-busy"] = -1
     await probe.publish("bank.ICBC", "sign.request", request, message_id="always-busy")
-    dead = await probe.expect("dead copy", lambda r: r.queue.endswith(".dead") and r.message_id == "always-busy")
+    dead = await probe.expect(
+        "dead copy", lambda r: r.queue.endswith(".dead") and r.message_id == "always-busy"
+    )
     assert dead.headers["x-signhub-reason"] == "RETRIES_EXHAUSTED"
     assert "StoreBusy" in dead.headers["x-signhub-error"]
-    told = await probe.expect("message.rejected", to("bank.ICBC", "message.rejected", message_id="always-busy"))
+    told = await probe.expect(
+        "message.rejected", to("bank.ICBC", "message.rejected", message_id="always-busy")
+    )
     assert told.body["reason_code"] == "OTHER" and told.body["errors"][0] == "RETRIES_EXHAUSTED"
     assert store.attempts["always-busy"] == 4  # the first try and three retries
     assert not probe.all(to("crm.GD", "verify.request", phone=request["phone"]))
     # Refused is not processed: once the store is well, the same message takes effect.
     store.failures["always-busy"] = 0
     await probe.publish("bank.ICBC", "sign.request", request, message_id="always-busy")
-    await probe.expect("verify.request after the resend", to("crm.GD", "verify.request", phone=request["phone"]))
+    await probe.expect(
+        "verify.request after the resend", to("crm.GD", "verify.request", phone=request["phone"])
+    )
     rows = await hub.store.query("SELECT reason FROM dead_messages WHERE message_id='always-busy'")
     assert rows == [{"reason": "RETRIES_EXHAUSTED"}]

@@ -56,7 +56,7 @@ def hub_settings(workdir: Path, **overrides: Any) -> Settings:
 def party_queues(settings: Settings) -> list[str]:
     queues = [f"{settings.prefix}.party.bank.{b}" for b in settings.banks]
     queues += [f"{settings.prefix}.party.{k}.{p}" for p in settings.provinces for k in ("crm", "boss")]
-    return queues + [f"{settings.prefix}.manual", f"{settings.prefix}.dead"]
+    return [*queues, f"{settings.prefix}.manual", f"{settings.prefix}.dead"]
 
 
 @asynccontextmanager

@@ -92,7 +92,9 @@ class Probe:
         """The first received message matching `match`; fails naming `what` after `timeout` s."""
         async with self._changed:
             try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self._first(match) is not None), timeout)
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self._first(match) is not None), timeout
+                )
             except TimeoutError:
                 seen = [f"{r.routing_key} {r.type} {r.body}" for r in self.received[-8:]]
                 raise AssertionError(f"{what} did not arrive within {timeout}s; last seen: {seen}") from None
@@ -100,7 +102,9 @@ class Probe:
             assert found is not None
             return found
 
-    async def expect_count(self, what: str, match: Match, count: int, timeout: float = 10.0) -> list[Received]:
+    async def expect_count(
+        self, what: str, match: Match, count: int, timeout: float = 10.0
+    ) -> list[Received]:
         async with self._changed:
             try:
                 await asyncio.wait_for(self._changed.wait_for(lambda: len(self.all(match)) >= count), timeout)
