@@ -12,7 +12,8 @@ from hub.segments import SegmentTable
 from simulators.bank_records import BankKnobs
 from simulators.checks import id_checksum_ok, id_complete, luhn_complete, luhn_ok
 from simulators.crm_register import verify_answer
-from simulators.seed import REFUSAL_KINDS, AccountStatus, SubscriberStatus, build_world
+from simulators.recording import Recorder
+from simulators.seed import OPERATOR_BLOCKS, REFUSAL_KINDS, AccountStatus, SubscriberStatus, build_world
 from simulators.sms import signed_text
 
 SMALL_TABLE = SegmentTable.from_rows({"1380013": "GD", "1390100": "BJ", "138": "SH", "1380": "GD"})
@@ -167,3 +168,16 @@ def test_the_signing_sms_names_the_bank_the_card_end_the_terms_and_how_to_cancel
     text = signed_text("ICBC", "1234", 1000, 5000, False)
     assert "中国工商银行" in text and "1234" in text and "10.00元" in text and "50.00元" in text
     assert "QXYD" in text
+
+
+async def test_a_bounded_wait_names_what_did_not_arrive_and_what_did() -> None:
+    recorder = Recorder("bank.ICBC")
+    with pytest.raises(TimeoutError, match=r"bank\.ICBC: sign\.response of R1 did not arrive within 0\.05 s"):
+        await recorder.wait_until(lambda: False, "sign.response of R1", 0.05)
+
+
+def test_subscribers_have_the_operators_numbers_and_strangers_another_carriers() -> None:
+    world = build_world(6, ["ICBC"], ["GD", "SC"], 10, segments=SegmentTable.load())
+    for subscriber in (s for subs in world.subscribers.values() for s in subs):
+        own_block = subscriber.phone[:3] in OPERATOR_BLOCKS
+        assert own_block == subscriber.in_register, subscriber

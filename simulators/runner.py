@@ -1,0 +1,162 @@
+"""Starts every simulated counterpart of one hub: a bank per bank code, a CRM and a BOSS per province.
+
+`start_simulators` is shared by `signhub simulate` (through `run_forever`, until cancelled) and
+the demo. Each party has a connection of its own, as separate organisations would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from contracts.routing import Party, PartyKind
+from simulators.bank import BankKnobs, BankSimulator
+from simulators.boss import BossKnobs, BossSimulator
+from simulators.crm import CrmSimulator
+from simulators.crm_register import CrmKnobs
+from simulators.party import HandlerError, PartyClient
+from simulators.seed import World, build_world
+
+log = logging.getLogger(__name__)
+
+# How long `signhub simulate` waits for the hub to declare its exchanges and queues.
+_HUB_START_WAIT_S = 120.0
+
+
+@dataclass(slots=True)
+class Simulators:
+    """The running simulators, by bank or province code."""
+
+    world: World
+    banks: dict[str, BankSimulator] = field(default_factory=dict)
+    crms: dict[str, CrmSimulator] = field(default_factory=dict)
+    bosses: dict[str, BossSimulator] = field(default_factory=dict)
+
+    def clients(self) -> list[PartyClient]:
+        return [s.client for group in (self.banks, self.crms, self.bosses) for s in group.values()]
+
+    def errors(self) -> dict[str, list[HandlerError]]:
+        """Messages any simulator failed on (acknowledged all the same), by party."""
+        return {str(c.party): list(c.errors) for c in self.clients() if c.errors}
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.close() for c in self.clients()), return_exceptions=True)
+
+
+async def start_simulators(
+    url: str,
+    prefix: str,
+    world: World,
+    banks: Sequence[str],
+    provinces: Sequence[str],
+    sms_dir: Path | None,
+    *,
+    bank_knobs: Mapping[str, BankKnobs] | None = None,
+    crm_knobs: Mapping[str, CrmKnobs] | None = None,
+    boss_knobs: Mapping[str, BossKnobs] | None = None,
+    wait_s: float = 0.0,
+    prefetch: int = 64,
+) -> Simulators:
+    """Connect and start every party; `wait_s` bounds the wait for the hub's topology."""
+    parties = [Party(PartyKind.BANK, b) for b in banks]
+    parties += [Party(kind, p) for kind in (PartyKind.CRM, PartyKind.BOSS) for p in provinces]
+    clients = await _connect_all(url, prefix, parties, prefetch=prefetch, wait_s=wait_s)
+    sims = Simulators(world=world)
+    for client in clients:
+        code = client.party.code
+        if client.party.kind is PartyKind.BANK:
+            knobs = (bank_knobs or {}).get(code)
+            sims.banks[code] = BankSimulator(client, world.accounts.get(code, []), knobs)
+        elif client.party.kind is PartyKind.CRM:
+            sms_log = sms_dir / f"sms-{code}.log" if sms_dir is not None else None
+            subscribers = world.subscribers.get(code, [])
+            sims.crms[code] = CrmSimulator(client, subscribers, (crm_knobs or {}).get(code), sms_log)
+        else:
+            sims.bosses[code] = BossSimulator(client, (boss_knobs or {}).get(code))
+    try:
+        starts = [s.start(wait_s=wait_s) for g in (sims.banks, sims.crms, sims.bosses) for s in g.values()]
+        await asyncio.gather(*starts)
+    except BaseException:
+        await sims.close()
+        raise
+    log.info("simulators started: %d banks, %d provinces", len(sims.banks), len(sims.crms))
+    return sims
+
+
+async def _connect_all(
+    url: str, prefix: str, parties: Sequence[Party], *, prefetch: int, wait_s: float
+) -> list[PartyClient]:
+    results = await asyncio.gather(
+        *(PartyClient.connect(url, prefix, p, prefetch=prefetch, wait_s=wait_s) for p in parties),
+        return_exceptions=True,
+    )
+    clients = [r for r in results if isinstance(r, PartyClient)]
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+        raise failures[0]
+    return clients
+
+
+class RunSettings(Protocol):
+    """What `run_forever` reads of the hub's settings (an outside party shares only these)."""
+
+    @property
+    def amqp_url(self) -> SecretStr: ...
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def banks(self) -> list[str]: ...
+    @property
+    def provinces(self) -> list[str]: ...
+    @property
+    def files(self) -> Path: ...
+    @property
+    def segments(self) -> Path | None: ...
+    @property
+    def segment_overrides(self) -> Path | None: ...
+
+
+async def run_forever(
+    settings: RunSettings, *, seed: int, subscribers_per_province: int = 20, sign_every_s: float | None = None
+) -> None:
+    """`signhub simulate`: every counterpart, until cancelled; with `sign_every_s`, banks start signings."""
+    from hub.segments import SegmentTable  # the one hub module outside parties may use
+
+    table = SegmentTable.load(settings.segments, settings.segment_overrides)
+    world = build_world(seed, settings.banks, settings.provinces, subscribers_per_province, segments=table)
+    sims = await start_simulators(
+        settings.amqp_url.get_secret_value(),
+        settings.prefix,
+        world,
+        settings.banks,
+        settings.provinces,
+        settings.files / "sms",
+        wait_s=_HUB_START_WAIT_S,
+    )
+    try:
+        if sign_every_s:
+            await _sign_now_and_then(sims, sign_every_s, random.Random(seed))
+        else:
+            await asyncio.Event().wait()  # serve until cancelled
+    finally:
+        await sims.close()
+
+
+async def _sign_now_and_then(sims: Simulators, every_s: float, rng: random.Random) -> None:
+    """Traffic for a live system: a random bank signs a random signable number every `every_s`."""
+    phones = [s.phone for prov in sims.crms for s in sims.world.signable(prov)]
+    while phones:
+        bank = sims.banks[rng.choice(sorted(sims.banks))]
+        accounts = sims.world.usable_accounts(bank.code)
+        if accounts:
+            await bank.start_signing(phones.pop(rng.randrange(len(phones))), rng.choice(accounts))
+        await asyncio.sleep(every_s)
+    await asyncio.Event().wait()
