@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from hub.logging import configure_logging
@@ -37,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"signhub: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    # The demo prints a summary on stdout; its logs stay quiet unless a level was asked for.
+    quiet = args.command == "demo" and "SIGNHUB_LOG_LEVEL" not in os.environ
+    configure_logging("WARNING" if quiet else settings.log_level)
     if args.command == "run":
         from hub.bootstrap import run_hub
 
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from hub.demo import run_demo
 
-    return asyncio.run(run_demo(settings, flows=args.flows, seed=args.seed))
+    code: int = asyncio.run(run_demo(settings, flows=args.flows, seed=args.seed))
+    return code
 
 
 if __name__ == "__main__":
