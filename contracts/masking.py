@@ -22,10 +22,11 @@ def mask_body(body: Any) -> Any:
     if isinstance(body, dict):
         out: dict[str, Any] = {}
         for key, value in body.items():
-            if key == "account_no" and isinstance(value, str):
-                out[key] = mask_card(value)
-            elif key == "id_no" and isinstance(value, str):
-                out[key] = mask_id(value)
+            # A number sent as a JSON number (or anything else) is masked as its text.
+            if key == "account_no" and isinstance(value, str | int | float):
+                out[key] = mask_card(str(value))
+            elif key == "id_no" and isinstance(value, str | int | float):
+                out[key] = mask_id(str(value))
             else:
                 out[key] = mask_body(value)
         return out

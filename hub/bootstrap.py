@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from hub.protection import DataProtector, load_or_create_key
 from hub.segments import SegmentTable
 from hub.services.context import Deps
 from hub.services.timers import CrmTimers
-from hub.settings import Settings
+from hub.settings import Settings, SettingsError
 from hub.store.sqlite import SqliteStore
 from hub.store.unit_of_work import Store
 
@@ -100,12 +101,19 @@ def _key_file(settings: Settings) -> Path:
     return Path(settings.store).with_suffix(".key") if settings.store != ":memory:" else Path(".signhub.key")
 
 
-def build_protector(settings: Settings) -> DataProtector:
+async def build_protector(settings: Settings, store: Store) -> DataProtector:
+    """The data keys from settings (or a generated key file), and the hub's fingerprint secret,
+    kept encrypted in the store so fingerprints survive a rotation of the data keys."""
     configured = settings.data_key.get_secret_value() if settings.data_key else None
-    keys, created = load_or_create_key(configured, _key_file(settings))
+    try:
+        keys, created = load_or_create_key(configured, _key_file(settings))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     if created:
         log.warning("SIGNHUB_DATA_KEY is not set: generated a data key in %s", _key_file(settings))
-    return DataProtector(keys)
+    bootstrap = DataProtector(keys)
+    token = await store.put_meta_if_absent("fingerprint_key", bootstrap.encrypt(os.urandom(32)))
+    return DataProtector(keys, fingerprint_key=bootstrap.decrypt(token))
 
 
 async def build_hub(
@@ -126,8 +134,8 @@ async def build_hub(
         crm_asks=settings.crm_asks,
         approval_window=timedelta(seconds=settings.approval_window_s),
     )
-    deps = Deps(names, registry, segments, build_protector(settings), timing, ids, clock)
     store = store or await SqliteStore.open(settings.store)
+    deps = Deps(names, registry, segments, await build_protector(settings, store), timing, ids, clock)
     url = settings.amqp_url.get_secret_value()
     connection = await aio_pika.connect_robust(url)
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)

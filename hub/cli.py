@@ -44,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         from hub.bootstrap import run_hub
 
-        asyncio.run(run_hub(settings))
+        try:
+            asyncio.run(run_hub(settings))
+        except SettingsError as exc:
+            print(f"signhub: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "simulate":
         from simulators.runner import run_forever

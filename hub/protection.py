@@ -15,7 +15,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-_CARD_RUN = re.compile(r"(?<![0-9])([0-9]{6})([0-9]{2,9})([0-9]{4})(?![0-9])")
+# Any run of 12 or more digits could be a card number (or a mistyped one): keep 6 + 4 digits.
+_CARD_RUN = re.compile(r"(?<![0-9])([0-9]{6})([0-9]{2,})([0-9]{4})(?![0-9])")
 _ID_RUN = re.compile(r"(?<![0-9])[0-9]{14}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
 
 
@@ -26,11 +27,18 @@ class DataProtector:
     first and re-encrypting old rows in the background.
     """
 
-    def __init__(self, keys: list[bytes]) -> None:
+    def rotate(self, token: str) -> str:
+        """The token re-encrypted under the first key (for background re-encryption)."""
+        return self._fernet.rotate(token.encode("ascii")).decode("ascii")
+
+    def __init__(self, keys: list[bytes], fingerprint_key: bytes | None = None) -> None:
         if not keys:
             raise ValueError("at least one data key is needed")
         self._fernet = MultiFernet([Fernet(k) for k in keys])
-        self._mac_key = hashlib.sha256(b"signhub-fingerprint:" + keys[0]).digest()
+        # Fingerprints must survive a key rotation: the hub keeps its own fingerprint secret
+        # (encrypted in the store); without one, the oldest key (last in the list) is the root.
+        root = fingerprint_key if fingerprint_key is not None else keys[-1]
+        self._mac_key = hashlib.sha256(b"signhub-fingerprint:" + root).digest()
 
     def encrypt(self, clear: str | bytes) -> str:
         data = clear.encode() if isinstance(clear, str) else clear
@@ -61,8 +69,12 @@ def load_or_create_key(configured: str | None, key_file: Path) -> tuple[list[byt
     """
     if configured:
         keys = [k.strip().encode() for k in configured.split(",") if k.strip()]
-        for key in keys:
-            Fernet(key)  # raises ValueError naming nothing secret if malformed
+        for number, key in enumerate(keys, start=1):
+            try:
+                Fernet(key)
+            except ValueError:
+                raise ValueError(f"SIGNHUB_DATA_KEY: key {number} is not a Fernet key "
+                                 "(32 url-safe base64-encoded bytes)") from None  # fmt: skip
         return keys, False
     if key_file.exists():
         return [key_file.read_bytes().strip()], False

@@ -91,9 +91,10 @@ def ask_home_crm_to_verify(flow: SigningFlow, now: datetime, timing: Timing) -> 
 # --- steps 4-6: the CRM's answer, or its silence ----------------------------------------
 
 
-def receive_verify_response(flow: SigningFlow, resp: VerifyResponse, now: datetime) -> Step:
-    """Step 5: the CRM answered; an answer after the flow left VERIFYING changes nothing."""
-    if flow.state is not FlowState.VERIFYING:
+def receive_verify_response(flow: SigningFlow, resp: VerifyResponse, now: datetime, timing: Timing) -> Step:
+    """Step 5: the CRM answered. An answer after the last ask timed out changes nothing, even
+    before the timer has fired; the timer then answers the bank CRM_TIMEOUT."""
+    if flow.state is not FlowState.VERIFYING or _last_ask_expired(flow, now, timing):
         return Step()
     if resp.result is Outcome.REJECTED:
         assert resp.reason_code is not None
@@ -108,6 +109,10 @@ def receive_verify_response(flow: SigningFlow, resp: VerifyResponse, now: dateti
     )
     approved = replace(flow, state=FlowState.APPROVED, terms=terms, approved_at=now, deadline=None)
     return Step(approved, [answer_bank(approved, Decision.APPROVED, None, None)])
+
+
+def _last_ask_expired(flow: SigningFlow, now: datetime, timing: Timing) -> bool:
+    return flow.asks >= timing.crm_asks and flow.deadline is not None and flow.deadline <= now
 
 
 def crm_timer_expired(flow: SigningFlow, now: datetime, timing: Timing) -> Step:
@@ -146,9 +151,10 @@ def receive_sign_failed(flow: SigningFlow) -> Step:
 
 
 def confirmation_fingerprint(conf: SignConfirmed, account_fingerprint: str) -> str:
+    # auto_pay absent means false: the same confirmation either way.
     return fingerprint(
         conf.phone, account_fingerprint, conf.account_type, conf.bank_agreement_no,
-        conf.recharge_threshold, conf.recharge_amount, conf.auto_pay,
+        conf.recharge_threshold, conf.recharge_amount, bool(conf.auto_pay),
     )  # fmt: skip
 
 

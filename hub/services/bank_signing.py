@@ -46,7 +46,7 @@ async def on_verify_response(ctx: Ctx, msg: VerifyResponse) -> None:
     if flow.province != ctx.sender.code:
         raise Refused(QueueReason.UNAUTHORIZED_SENDER,
                       f"verify_id {msg.verify_id} was put to crm.{flow.province}, not to {ctx.sender}")  # fmt: skip
-    step = flow2.receive_verify_response(flow, msg, ctx.now)
+    step = flow2.receive_verify_response(flow, msg, ctx.now, ctx.deps.timing)
     await ctx.apply(step)
     if step.flow is not None:
         await ctx.event("crm.verified", flow_key=flow.key, result=msg.result.value, reason=msg.reason_code)

@@ -50,4 +50,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX events_agreement ON events (agreement_id);
     CREATE INDEX events_flow ON events (flow_key);
     """,
+    # 2: the hub's own secrets and settings that must outlive a key rotation (values encrypted).
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 )

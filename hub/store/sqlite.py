@@ -273,5 +273,14 @@ class SqliteStore:
             rows = await self._db.all(sql, params)
         return [dict(r) for r in rows]
 
+    async def put_meta_if_absent(self, key: str, value: str) -> str:
+        """Stores `value` under `key` unless one is there; returns the stored value."""
+        async with self._lock:
+            await self._db.run(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value)
+            )
+            row = await self._db.one("SELECT value FROM meta WHERE key=?", (key,))
+        return str(row["value"])
+
     async def close(self) -> None:
         await self._db.conn.close()

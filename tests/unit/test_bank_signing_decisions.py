@@ -140,7 +140,7 @@ def test_a_prepaid_ok_approves_the_request_and_gives_the_bank_the_crm_terms() ->
     resp = _verify(result="OK", user_type="PREPAID", recharge_threshold=1000, recharge_amount=5000,
                    auto_pay_allowed=False)  # fmt: skip
 
-    step = flow2.receive_verify_response(signing_flow(), resp, NOW)
+    step = flow2.receive_verify_response(signing_flow(), resp, NOW, TIMING)
 
     assert step.flow is not None and step.flow.state is FlowState.APPROVED
     assert step.flow.terms == PREPAID and step.flow.approved_at == NOW and step.flow.deadline is None
@@ -156,7 +156,7 @@ def test_a_postpaid_ok_approves_without_recharge_amounts_even_if_the_crm_sent_so
     resp = _verify(result="OK", user_type="POSTPAID", recharge_threshold=1, recharge_amount=2,
                    auto_pay_allowed=True)  # fmt: skip
 
-    step = flow2.receive_verify_response(signing_flow(), resp, NOW)
+    step = flow2.receive_verify_response(signing_flow(), resp, NOW, TIMING)
 
     assert step.flow is not None and step.flow.terms == POSTPAID
     answer = _answer(step)
@@ -173,7 +173,7 @@ def test_a_postpaid_ok_approves_without_recharge_amounts_even_if_the_crm_sent_so
 def test_a_crm_refusal_reaches_the_bank_with_the_crm_reason_code_unchanged(reason: ReasonCode) -> None:
     resp = _verify(result="REJECTED", reason_code=reason.value, existing_agreement_id="A-old")
 
-    step = flow2.receive_verify_response(signing_flow(), resp, NOW)
+    step = flow2.receive_verify_response(signing_flow(), resp, NOW, TIMING)
 
     answer = _answer(step)
     assert answer.result is Decision.REJECTED and answer.reason_code is reason
@@ -189,20 +189,14 @@ def test_a_crm_refusal_reaches_the_bank_with_the_crm_reason_code_unchanged(reaso
 def test_an_answer_after_the_flow_left_verifying_changes_nothing(state: FlowState) -> None:
     resp = _verify(result="OK", user_type="POSTPAID", auto_pay_allowed=True)
 
-    assert flow2.receive_verify_response(signing_flow(state), resp, NOW) == NOTHING
+    assert flow2.receive_verify_response(signing_flow(state), resp, NOW, TIMING) == NOTHING
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG hub/flows/bank_signing.py receive_verify_response: it accepts an answer on a VERIFYING flow "
-    "whose last ask's deadline has already passed (the timer has not fired yet); CONTRACT.md says an answer "
-    "after the last ask timed out changes nothing",
-)
 def test_an_answer_after_the_last_ask_timed_out_changes_nothing_even_before_the_timer_fires() -> None:
     last_ask_expired = signing_flow(asks=TIMING.crm_asks, deadline=NOW - timedelta(seconds=1))
     resp = _verify(result="OK", user_type="POSTPAID", auto_pay_allowed=True)
 
-    step = flow2.receive_verify_response(last_ask_expired, resp, NOW)
+    step = flow2.receive_verify_response(last_ask_expired, resp, NOW, TIMING)
 
     assert step == NOTHING
     timed_out = flow2.crm_timer_expired(last_ask_expired, NOW, TIMING)
@@ -442,4 +436,4 @@ def test_a_verify_answer_after_a_failed_signing_changes_nothing() -> None:
     assert failed is not None
     resp = _verify(result="OK", user_type="POSTPAID", auto_pay_allowed=True)
 
-    assert flow2.receive_verify_response(failed, resp, NOW) == NOTHING
+    assert flow2.receive_verify_response(failed, resp, NOW, TIMING) == NOTHING

@@ -64,12 +64,6 @@ def test_after_a_rotation_the_new_key_encrypts_and_old_tokens_still_decrypt() ->
         DataProtector([KEY_A]).decrypt(new_token)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG hub/protection.py DataProtector.__init__: the fingerprint key is derived from keys[0], so the "
-    "documented rotation (new key first) changes every fingerprint; flows and agreements stored before it "
-    "no longer match (a confirmation of an earlier approval becomes REQUEST_MISMATCH)",
-)
 def test_a_key_rotation_does_not_change_the_fingerprints_stored_before_it() -> None:
     before = DataProtector([KEY_A]).fingerprint(CARD)
 
