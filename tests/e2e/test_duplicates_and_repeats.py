@@ -7,6 +7,13 @@ from tests.support.data import confirmed, fresh_phone, sign_request, verify_ok_p
 from tests.support.probe import Probe, to
 
 
+async def _quiet(probe: Probe) -> None:
+    """Everything the hub had to send so far has been sent: the CRM's marker refusal came back
+    on the CRM's own queue after everything queued for it before."""
+    mid = await probe.publish("crm.GD", "sign.synced", {"bad": True})
+    await probe.expect("the marker's refusal", to("crm.GD", "message.rejected", message_id=mid))
+
+
 async def _approve(probe: Probe, bank: str, phone: str) -> dict[str, str]:
     request = sign_request(phone)
     await probe.publish(f"bank.{bank}", "sign.request", request)
@@ -40,6 +47,7 @@ async def test_a_second_confirmation_for_a_signed_number_goes_to_the_manual_queu
     assert case.body["account_no"] == "622202*********3445"
     rows = await hub.store.query("SELECT status FROM agreements WHERE phone=? ORDER BY status", (phone,))
     assert rows == [{"status": "ACTIVE"}, {"status": "PENDING_REVIEW"}]
+    await _quiet(probe)
     assert len(probe.all(to("crm.GD", "sign.notify", phone=phone))) == 1
 
 
@@ -66,6 +74,8 @@ async def test_the_same_message_three_times_has_one_effect_and_repeats_get_the_s
         "3 sign.result", to("bank.ICBC", "sign.result", request_id=request["request_id"]), 3
     )
     assert {r.message_id for r in results} == {results[0].message_id}
+    await probe.expect("sign.notify", to("crm.GD", "sign.notify", phone=phone))
+    await _quiet(probe)
     assert len(probe.all(to("crm.GD", "verify.request", phone=phone))) == 1
     assert len(probe.all(to("crm.GD", "sign.notify", phone=phone))) == 1
     # The repeat of the sign.request after the answer existed got a copy with the same message_id.
@@ -92,6 +102,7 @@ async def test_the_same_confirmation_under_a_new_message_id_gets_the_latest_answ
     mid = await probe.publish("bank.ICBC", "sign.confirmed", other)
     mismatch = await probe.expect("REQUEST_MISMATCH", lambda r: r.correlation_id == mid)
     assert mismatch.body["status"] == "REJECTED" and mismatch.body["reason_code"] == "REQUEST_MISMATCH"
+    await _quiet(probe)
     assert len(probe.all(to("crm.GD", "sign.notify", phone=phone))) == 1
 
 
