@@ -102,6 +102,7 @@ class Agreement:
     signed_at: datetime
     updated_at: datetime
     flow_key: str | None = None
+    auto_pay_allowed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,7 +217,7 @@ def _agreement_from(flow: SigningFlow, conf: SignConfirmed, agreement_id: str, n
         recharge_threshold=(conf.recharge_threshold or flow.terms.recharge_threshold) if prepaid else None,
         recharge_amount=(conf.recharge_amount or flow.terms.recharge_amount) if prepaid else None,
         auto_pay=bool(conf.auto_pay), channel=flow.channel, signed_at=conf.signed_at, updated_at=now,
-        flow_key=flow.key,
+        flow_key=flow.key, auto_pay_allowed=flow.terms.auto_pay_allowed,
     )  # fmt: skip
 
 

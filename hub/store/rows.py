@@ -94,7 +94,7 @@ def agreement_to_row(a: Agreement) -> dict[str, Any]:
         "account_type": a.account.account_type.value, "user_type": a.user_type.value,
         "recharge_threshold": a.recharge_threshold, "recharge_amount": a.recharge_amount,
         "auto_pay": int(a.auto_pay), "channel": a.channel.value, "signed_at": ts(a.signed_at),
-        "updated_at": ts(a.updated_at), "flow_key": a.flow_key,
+        "updated_at": ts(a.updated_at), "flow_key": a.flow_key, "auto_pay_allowed": int(a.auto_pay_allowed),
     }  # fmt: skip
 
 
@@ -118,4 +118,5 @@ def row_to_agreement(row: Any) -> Agreement:
         signed_at=_req_ts(row["signed_at"]),
         updated_at=_req_ts(row["updated_at"]),
         flow_key=row["flow_key"],
+        auto_pay_allowed=bool(row["auto_pay_allowed"]),
     )

@@ -54,4 +54,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 3: the agreement lifecycle: what the CRM allowed, and every change with before and after.
+    """
+    ALTER TABLE agreements ADD COLUMN auto_pay_allowed INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE agreement_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, agreement_id TEXT NOT NULL, version INTEGER NOT NULL,
+        at TEXT NOT NULL, source TEXT NOT NULL, message_id TEXT, change TEXT NOT NULL,
+        before TEXT, after TEXT NOT NULL);
+    CREATE INDEX agreement_history_agreement ON agreement_history (agreement_id, version);
+    CREATE INDEX agreement_history_at ON agreement_history (at);
+    """,
 )
