@@ -158,6 +158,7 @@ class _CrmChangeResult(Message):
     result: Outcome
     reason_code: ReasonCode | None = None
     agreement_version: Version | None = None
+    reason: Reason | None = None  # optional addition: a readable explanation of a refusal
 
     @model_validator(mode="after")
     def _conditional_fields(self) -> Self:

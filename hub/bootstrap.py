@@ -25,6 +25,7 @@ from contracts.topology import Names
 from hub.consumers.inbound import register_consumers
 from hub.faults import Faults
 from hub.flows.common import NewId, Timing
+from hub.flows.modifying import Bounds
 from hub.http import build_app
 from hub.messaging.intake import Intake
 from hub.messaging.outbox_relay import OutboxRelay
@@ -135,7 +136,9 @@ async def build_hub(
         approval_window=timedelta(seconds=settings.approval_window_s),
     )
     store = store or await SqliteStore.open(settings.store)
-    deps = Deps(names, registry, segments, await build_protector(settings, store), timing, ids, clock)
+    bounds = Bounds(settings.recharge_threshold_max_fen, settings.recharge_amount_min_fen,
+                    settings.recharge_amount_max_fen)  # fmt: skip
+    deps = Deps(names, registry, segments, await build_protector(settings, store), timing, ids, clock, bounds)
     url = settings.amqp_url.get_secret_value()
     connection = await aio_pika.connect_robust(url)
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)

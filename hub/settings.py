@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     provinces: Annotated[list[str], NoDecode] = list(PROVINCES)
     approval_window_s: float = Field(default=24 * 3600, gt=0)
     prefetch: int = Field(default=64, ge=1, le=10_000)
+    # Bounds of the terms a modify.request may set, in fen.
+    recharge_threshold_max_fen: int = Field(default=100_000, ge=0)
+    recharge_amount_min_fen: int = Field(default=1_000, ge=1)
+    recharge_amount_max_fen: int = Field(default=100_000, ge=1)
     require_user_id: bool = False
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     # Fault injection for the crash tests: "after_commit:<type>" or "after_publish:<type>".

@@ -78,6 +78,8 @@ async def on_sign_confirmed(ctx: Ctx, msg: SignConfirmed) -> None:
         await _not_activated(ctx, msg, flow, decision, confirm_fp, conflict)
         return
     await ctx.apply(flow2.record_agreement(flow, decision, ctx.message_id, confirm_fp))
+    await ctx.uow.record_change(None, decision, source=str(ctx.sender), message_id=ctx.message_id, change="SIGN",
+                                now=ctx.now)  # fmt: skip
     await ctx.event("agreement.active", agreement_id=decision.agreement_id, flow_key=flow.key)
 
 

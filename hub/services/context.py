@@ -13,11 +13,14 @@ from datetime import datetime
 from contracts.routing import Party
 from contracts.topology import Names
 from hub.flows.common import NewId, Step, Timing
+from hub.flows.modifying import Bounds
 from hub.outgoing import Outgoing, QueueCopy
 from hub.parties import Registry
 from hub.protection import DataProtector
 from hub.segments import SegmentTable
 from hub.store.unit_of_work import OutboxRow, UnitOfWork
+
+DEFAULT_BOUNDS = Bounds(threshold_max=100_000, amount_min=1_000, amount_max=100_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,7 @@ class Deps:
     timing: Timing
     new_id: NewId
     clock: Callable[[], datetime]
+    bounds: Bounds = DEFAULT_BOUNDS
 
 
 @dataclass(slots=True)

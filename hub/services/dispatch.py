@@ -7,7 +7,7 @@ from typing import Any
 
 from contracts.routing import PartyKind
 from hub.messaging.edge import Accepted
-from hub.services import bank_signing, boss_relay
+from hub.services import bank_signing, boss_relay, lifecycle
 from hub.services.context import Ctx
 
 Handler = Callable[[Ctx, Any], Awaitable[None]]
@@ -17,6 +17,10 @@ HANDLERS: dict[tuple[PartyKind, str], Handler] = {
     (_B, "sign.request"): bank_signing.on_sign_request,
     (_B, "sign.confirmed"): bank_signing.on_sign_confirmed,
     (_B, "sign.failed"): bank_signing.on_sign_failed,
+    (_B, "unsign.request"): lifecycle.on_bank_unsign,
+    (_B, "modify.request"): lifecycle.on_bank_modify,
+    (_C, "unsign.request"): lifecycle.on_crm_unsign,
+    (_C, "modify.request"): lifecycle.on_crm_modify,
     (_C, "verify.response"): bank_signing.on_verify_response,
     (_C, "sign.synced"): bank_signing.on_sign_synced,
     (_C, "boss.sync"): boss_relay.on_boss_sync,

@@ -120,3 +120,11 @@ def row_to_agreement(row: Any) -> Agreement:
         flow_key=row["flow_key"],
         auto_pay_allowed=bool(row["auto_pay_allowed"]),
     )
+
+
+def terms_of(a: Agreement) -> dict[str, Any]:
+    """What the history keeps of an agreement at one version: status and terms, no personal data."""
+    return {
+        "status": a.status.value, "version": a.version, "user_type": a.user_type.value,
+        "recharge_threshold": a.recharge_threshold, "recharge_amount": a.recharge_amount, "auto_pay": a.auto_pay,
+    }  # fmt: skip

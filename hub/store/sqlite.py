@@ -19,7 +19,7 @@ import aiosqlite
 
 from hub.agreements import Agreement, Case, SigningFlow
 from hub.errors import Conflict, StoreBusy
-from hub.store.rows import agreement_to_row, flow_to_row, row_to_agreement, row_to_flow, ts
+from hub.store.rows import agreement_to_row, flow_to_row, row_to_agreement, row_to_flow, terms_of, ts
 from hub.store.schema import MIGRATIONS
 from hub.store.unit_of_work import DeadRecord, OutboxRow
 
@@ -127,6 +127,71 @@ class SqliteUnitOfWork:
             return Conflict("bank_agreement_no", row["agreement_id"])
         active = await self.active_agreement(agreement.phone)
         return Conflict("phone", None if active is None else active.agreement_id)
+
+    async def agreement_by_bank_no(self, bank: str, bank_agreement_no: str) -> Agreement | None:
+        row = await self._db.one(
+            "SELECT * FROM agreements WHERE bank=? AND bank_agreement_no=?", (bank, bank_agreement_no)
+        )
+        return None if row is None else row_to_agreement(row)
+
+    async def latest_agreement(self, phone: str, province: str) -> Agreement | None:
+        row = await self._db.one(
+            "SELECT * FROM agreements WHERE phone=? AND province=? AND status IN ('ACTIVE', 'CANCELLED')"
+            " ORDER BY status='ACTIVE' DESC, updated_at DESC LIMIT 1",
+            (phone, province),
+        )
+        return None if row is None else row_to_agreement(row)
+
+    async def update_agreement(self, after: Agreement, expected_version: int) -> None:
+        row = agreement_to_row(after)
+        sets = ", ".join(f"{c}=:{c}" for c in row if c != "agreement_id")
+        try:
+            cursor = await self._db.conn.execute(
+                f"UPDATE agreements SET {sets} WHERE agreement_id=:agreement_id AND version=:expected",
+                row | {"expected": expected_version},
+            )
+        except sqlite3.IntegrityError as exc:
+            raise Conflict("phone", None) from exc
+        except sqlite3.OperationalError as exc:
+            raise StoreBusy(str(exc)) from exc
+        if cursor.rowcount != 1:
+            raise Conflict("version", after.agreement_id)
+
+    async def record_change(
+        self, before: Agreement | None, after: Agreement, *, source: str, message_id: str | None,
+        change: str, now: datetime,
+    ) -> None:  # fmt: skip
+        await self._db.run(
+            "INSERT INTO agreement_history (agreement_id, version, at, source, message_id, change, before, after)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (after.agreement_id, after.version, ts(now), source, message_id, change,
+             None if before is None else json.dumps(terms_of(before)), json.dumps(terms_of(after))),
+        )  # fmt: skip
+
+    async def history(self, agreement_id: str) -> list[dict[str, Any]]:
+        rows = await self._db.all(
+            "SELECT * FROM agreement_history WHERE agreement_id=? ORDER BY version, id", (agreement_id,)
+        )
+        return [dict(r) for r in rows]
+
+    async def open_case_for(self, agreement_id: str) -> Case | None:
+        row = await self._db.one(
+            "SELECT * FROM cases WHERE new_agreement_id=? AND state='OPEN'", (agreement_id,)
+        )
+        if row is None:
+            return None
+        return Case(
+            case_id=row["case_id"], phone=row["phone"], new_agreement_id=row["new_agreement_id"],
+            existing_agreement_id=row["existing_agreement_id"], flow_key=row["flow_key"],
+            message_id=row["message_id"], sender=row["sender"], opened_at=datetime.fromisoformat(row["opened_at"]),
+            source=row["source"], state=row["state"],
+        )  # fmt: skip
+
+    async def close_case(self, case_id: str, state: str, *, by: str, reason: str, now: datetime) -> None:
+        await self._db.run(
+            "UPDATE cases SET state=?, resolution=?, resolved_by=?, resolved_at=?, reason=? WHERE case_id=?",
+            (state, state, by, ts(now), reason, case_id),
+        )
 
     async def set_sync(self, agreement_id: str, side: str, value: str) -> None:
         column = {"crm": "crm_synced", "boss": "boss_synced"}[side]

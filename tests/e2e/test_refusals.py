@@ -80,9 +80,9 @@ async def test_an_unknown_sender_is_refused_and_nobody_is_answered(probe: Probe)
 
 
 async def test_a_catalogue_type_not_handled_yet_is_not_supported_and_kept(hub: Hub, probe: Probe) -> None:
-    mid = await probe.publish(
-        "bank.ICBC", "unsign.request", {"bank_agreement_no": "BA1", "phone": fresh_phone()}
-    )
+    recon = {"file_name": "ICBC-20261125.txt", "business_date": "2026-11-25", "scope": "DAILY", "record_count": 0,
+             "sha256": "0" * 64}  # fmt: skip
+    mid = await probe.publish("bank.ICBC", "recon.file", recon)
     await _refused(probe, mid, "bank.ICBC", "NOT_SUPPORTED")
     kept = await hub.store.query("SELECT reason, state FROM dead_messages WHERE message_id=?", (mid,))
     assert kept == [{"reason": "NOT_SUPPORTED", "state": "OPEN"}]
