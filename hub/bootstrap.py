@@ -22,6 +22,7 @@ from aio_pika.abc import AbstractRobustConnection
 from faststream.rabbit import RabbitBroker
 
 from contracts.topology import Names
+from hub.console.agreements_api import agreements_router
 from hub.consumers.inbound import register_consumers
 from hub.faults import Faults
 from hub.flows.common import NewId, Timing
@@ -153,6 +154,7 @@ async def build_hub(
     hub = Hub(settings, store, deps, intake, relay, timers, broker, connection, hub_names)
     if with_http:
         app = build_app(hub.health, settings.prefix)
+        app.include_router(agreements_router(store, clock))
         config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning",
                                 lifespan="off")  # fmt: skip
         hub.http = uvicorn.Server(config)

@@ -10,7 +10,7 @@ import sys
 from hub.logging import configure_logging
 from hub.settings import SettingsError, load_settings
 
-COMMANDS = ("run", "simulate", "demo", "asyncapi")
+COMMANDS = ("run", "simulate", "demo", "asyncapi", "agreement")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--flows", type=int, default=20, help="happy-path signings to drive")
     demo.add_argument("--seed", type=int, default=7, help="seed of the generated subscribers and accounts")
     sub.add_parser("asyncapi", help="print the AsyncAPI document generated from contracts/")
+    agreement = sub.add_parser("agreement", help="look up agreements in the store")
+    agreement_sub = agreement.add_subparsers(dest="action", required=True)
+    show = agreement_sub.add_parser("show", help="an agreement and its timeline across all parties")
+    show.add_argument("key", help="a phone number or an agreement_id")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
 
@@ -50,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"signhub: {exc}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "agreement":
+        from hub.console.agreement_cli import show_agreement
+
+        return asyncio.run(show_agreement(settings, args.key, as_json=args.json))
     if args.command == "simulate":
         from simulators.runner import run_forever
 

@@ -1,0 +1,30 @@
+"""Reading an agreement and its timeline out of the store, by phone number or agreement id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from hub import timeline
+from hub.store.unit_of_work import Store
+
+
+async def agreement_reports(store: Store, key: str, now: datetime) -> list[dict[str, Any]]:
+    """Every agreement `key` names (an agreement_id, or all of a phone number's, newest first)."""
+    rows = await store.query(
+        "SELECT * FROM agreements WHERE agreement_id=? OR phone=? ORDER BY updated_at DESC", (key, key)
+    )
+    return [await _report(store, row, now) for row in rows]
+
+
+async def _report(store: Store, agreement: dict[str, Any], now: datetime) -> dict[str, Any]:
+    events = await store.query(
+        "SELECT * FROM events WHERE agreement_id=? OR (flow_key IS NOT NULL AND flow_key=?) ORDER BY id",
+        (agreement["agreement_id"], agreement["flow_key"]),
+    )
+    history = await store.query(
+        "SELECT * FROM agreement_history WHERE agreement_id=? ORDER BY version, id",
+        (agreement["agreement_id"],),
+    )
+    cases = await store.query("SELECT * FROM cases WHERE new_agreement_id=?", (agreement["agreement_id"],))
+    return timeline.build(agreement, events, history, cases, now)
