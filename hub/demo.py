@@ -21,6 +21,7 @@ from hub.segments import SegmentTable
 from hub.settings import Settings
 from simulators.bank_records import BankKnobs
 from simulators.crm_register import CrmKnobs
+from simulators.lifecycle_scenarios import ChangeRun, change_agreements
 from simulators.runner import Simulators, start_simulators
 from simulators.scenarios import Plan, Run, drive, plan
 from simulators.seed import build_world
@@ -59,9 +60,10 @@ async def run_demo(settings: Settings, *, flows: int, seed: int) -> int:
         sims = await _simulators(s, world, p, workdir)
         try:
             runs = await drive(sims, p, DEMO_BANKS)
+            changes = await change_agreements(sims, runs, seed, randoms=3)
             await _send_garbage(sims)
             await _settled(hub, sims, runs)
-            return await _summary(hub, sims, runs, s, workdir, time.monotonic() - started)
+            return await _summary(hub, sims, runs, changes, s, workdir, time.monotonic() - started)
         finally:
             await sims.close()
     finally:
@@ -113,10 +115,17 @@ async def _queue_depth(hub: Hub, queue: str) -> int:
 
 
 async def _summary(
-    hub: Hub, sims: Simulators, runs: list[Run], s: Settings, workdir: Path, took: float
+    hub: Hub,
+    sims: Simulators,
+    runs: list[Run],
+    changes: list[ChangeRun],
+    s: Settings,
+    workdir: Path,
+    took: float,
 ) -> int:
     outcomes = [(r, r.actual(sims.banks[r.bank].outcomes[r.request_id])) for r in runs]
     wrong = [(r, got) for r, got in outcomes if got != r.expected]
+    wrong += [(Run(c.label, "-", "-", c.expected), c.actual) for c in changes if c.actual != c.expected]
     counts = await hub.store.counts()
     dead = await hub.store.query("SELECT reason, count(*) AS n FROM dead_messages GROUP BY reason")
     dead_text = ", ".join(f"{d['reason']}: {d['n']}" for d in dead)
@@ -139,6 +148,7 @@ async def _summary(
         f"simulator contract errors: {sum(len(v) for v in sims.errors().values())}",
         f"time taken: {took:.1f} s",
     ]
+    lines += ["agreement changes:"] + [f"  {c.label:<46} {c.actual}" for c in changes]
     lines += ["scenarios:"] + [
         f"  {r.label:<36} {r.bank:<5} {got}" for r, got in outcomes if r.label != "happy path"
     ]
