@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from contracts.common import ReasonCode, UserType
 from contracts.routing import Party, PartyKind
-from hub.agreements import AgreementStatus
+from hub.agreements import Agreement, AgreementStatus
 from hub.flows import modifying, unsigning
-from hub.flows.changes import Applied, Refusal, Unchanged
+from hub.flows.changes import Applied, Refusal, Unchanged, Verdict
 from hub.flows.modifying import Bounds, NewTerms
 from tests.support.records import NOW, agreement
 
@@ -14,9 +14,15 @@ BOUNDS = Bounds(threshold_max=100_000, amount_min=1_000, amount_max=100_000)
 PHONE = "13800138000"
 
 
-def _modify(current=agreement(), terms=NewTerms(None, 3000, None), based_on=None, phone=PHONE):  # type: ignore[no-untyped-def]
+ACTIVE = agreement()
+AMOUNT_3000 = NewTerms(None, 3000, None)
+
+
+def _modify(
+    current: Agreement | None = ACTIVE, terms: NewTerms = AMOUNT_3000, based_on: int | None = None
+) -> Verdict:
     return modifying.decide_modify(
-        current, phone=phone, based_on=based_on, terms=terms, bounds=BOUNDS, now=NOW
+        current, phone=PHONE, based_on=based_on, terms=terms, bounds=BOUNDS, now=NOW
     )
 
 
