@@ -36,10 +36,13 @@ from hub.parties import Registry
 from hub.protection import DataProtector, load_or_create_key
 from hub.segments import SegmentTable
 from hub.services.context import Deps
+from hub.services.operator_signing import SessionSweeper
+from hub.services.signing_entry import SigningEntry, WebConfig, WebHall, post_json
 from hub.services.timers import CrmTimers
 from hub.settings import Settings, SettingsError
 from hub.store.sqlite import SqliteStore
 from hub.store.unit_of_work import Store
+from hub.web_entry import signing_router
 
 log = logging.getLogger("signhub.hub")
 
@@ -66,6 +69,8 @@ class Hub:
     connection: AbstractRobustConnection
     hub_names: HubNames
     http: uvicorn.Server | None = None
+    entry: SigningEntry | None = None
+    sweeper: SessionSweeper | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -76,6 +81,8 @@ class Hub:
         await self.broker.start()
         self.tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self.tasks.append(asyncio.create_task(self.timers.run(), name="crm-timers"))
+        if self.sweeper is not None:
+            self.tasks.append(asyncio.create_task(self.sweeper.run(), name="session-sweeper"))
         if self.http is not None:
             self.tasks.append(asyncio.create_task(self.http.serve(), name="http"))
         log.info("hub %s started: %d parties", self.deps.names.prefix, len(self.registry.parties()))
@@ -118,6 +125,24 @@ async def build_protector(settings: Settings, store: Store) -> DataProtector:
     return DataProtector(keys, fingerprint_key=bootstrap.decrypt(token))
 
 
+def web_config(settings: Settings) -> WebConfig:
+    """Flow 1's web settings: web halls with their keys and addresses, bank pages, the CCB rule."""
+    halls = tuple(
+        WebHall(name, key.get_secret_value().encode(), settings.web_hall_urls.get(name))
+        for name, key in settings.web_hall_keys.items()
+    )
+    public = settings.public_url or f"http://{settings.http_host}:{settings.http_port}"
+    return WebConfig(halls, dict(settings.bank_pages), frozenset(settings.web_notice_via_hub),
+                     timedelta(seconds=settings.session_window_s), timedelta(seconds=settings.web_token_ttl_s),
+                     public)  # fmt: skip
+
+
+async def build_signing_entry(settings: Settings, store: Store, deps: Deps) -> SigningEntry:
+    """The web entry, with the hub's token key (made once, kept encrypted in the store)."""
+    token = await store.put_meta_if_absent("web_token_key", deps.protector.encrypt(os.urandom(32)))
+    return SigningEntry(store, deps, web_config(settings), deps.protector.decrypt(token), post_json)
+
+
 async def build_hub(
     settings: Settings,
     *,
@@ -152,9 +177,12 @@ async def build_hub(
     broker = RabbitBroker(url, logger=None)
     register_consumers(broker, hub_names, intake, settings.prefetch)
     hub = Hub(settings, store, deps, intake, relay, timers, broker, connection, hub_names)
+    hub.entry = await build_signing_entry(settings, store, deps)
+    hub.sweeper = SessionSweeper(store, deps, poll_s=min(5.0, settings.session_window_s / 10))
     if with_http:
         app = build_app(hub.health, settings.prefix)
         app.include_router(agreements_router(store, clock))
+        app.include_router(signing_router(hub.entry))
         config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning",
                                 lifespan="off")  # fmt: skip
         hub.http = uvicorn.Server(config)

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts.routing import BANKS, PROVINCES
@@ -18,6 +18,19 @@ from contracts.routing import BANKS, PROVINCES
 
 class SettingsError(ValueError):
     """A setting is missing or wrong; the message names the key and the value."""
+
+
+def _pairs(value: Any) -> Any:
+    """`name=value,name=value` (a value may contain `=`) as a dict; a dict passes as it is."""
+    if not isinstance(value, str):
+        return value
+    pairs = {}
+    for item in _csv(value):
+        name, sep, rest = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_*-]{1,32}", name.strip()) or not rest.strip():
+            raise ValueError("needs comma-separated name=value pairs")
+        pairs[name.strip()] = rest.strip()
+    return pairs
 
 
 def _csv(value: Any) -> Any:
@@ -49,6 +62,18 @@ class Settings(BaseSettings):
     recharge_threshold_max_fen: int = Field(default=100_000, ge=0)
     recharge_amount_min_fen: int = Field(default=1_000, ge=1)
     recharge_amount_max_fen: int = Field(default=100_000, ge=1)
+    # Flow 1, the operator channel: web halls (id=secret, id=base URL), bank signing pages
+    # (BANK=URL, `*` for every bank, `{bank}` replaced by the code), banks whose notice to the web
+    # hall goes through the hub, the session window, the tokens' lifetime, the hub's public address.
+    web_hall_keys: Annotated[dict[str, SecretStr], NoDecode] = {}
+    web_hall_urls: Annotated[dict[str, str], NoDecode] = {"web": "http://127.0.0.1:8090"}
+    bank_pages: Annotated[dict[str, str], NoDecode] = {"*": "http://127.0.0.1:8091/bank/{bank}/sign"}
+    web_notice_via_hub: Annotated[list[str], NoDecode] = ["CCB"]
+    session_window_s: float = Field(default=1800, gt=0, le=86_400)
+    web_token_ttl_s: float = Field(default=300, gt=0, le=3600)
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$")
+    # Where the simulated web hall finds the simulated CRMs' HTTP API (`signhub simulate`).
+    sim_crm_api_url: str = Field(default="http://127.0.0.1:8092", pattern=r"^https?://[^\s/]+$")
     require_user_id: bool = False
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     # Fault injection for the crash tests: "after_commit:<type>" or "after_publish:<type>".
@@ -78,12 +103,32 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown province codes {unknown}")
         return value
 
+    @field_validator("web_hall_keys", "web_hall_urls", "bank_pages", mode="before")
+    @classmethod
+    def _pairs(cls, value: Any, info: ValidationInfo) -> Any:
+        pairs = _pairs(value)
+        for name, item in pairs.items():
+            if info.field_name == "web_hall_keys" and len(item) < 16:
+                raise ValueError(f"the key of web hall {name!r} is shorter than 16 characters")
+            if info.field_name != "web_hall_keys" and not re.fullmatch(r"https?://\S+", item):
+                raise ValueError(f"{name}: {item!r} is not an http(s) URL")
+        return pairs
+
+    @field_validator("web_notice_via_hub", mode="before")
+    @classmethod
+    def _bank_list(cls, value: Any) -> Any:
+        return _csv(value)
+
     @field_validator("store")
     @classmethod
     def _store(cls, value: str) -> str:
         if value.startswith(("postgresql://", "postgres://")):
             raise ValueError("PostgreSQL is not supported yet; give a SQLite file path")
         return value
+
+
+# A bad value of these is named by its key only: the value is a secret.
+_SECRET_KEYS = frozenset({"SIGNHUB_WEB_HALL_KEYS"})
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -94,5 +139,6 @@ def load_settings(**overrides: Any) -> Settings:
         lines = []
         for err in exc.errors():
             key = "SIGNHUB_" + "_".join(str(p) for p in err["loc"][:1]).upper()
-            lines.append(f"{key}={err.get('input')!r}: {err['msg']}")
+            shown = "<secret>" if key in _SECRET_KEYS else repr(err.get("input"))
+            lines.append(f"{key}={shown}: {err['msg']}")
         raise SettingsError("bad configuration: " + "; ".join(lines)) from None

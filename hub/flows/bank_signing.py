@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from contracts.bank import SignConfirmed, SignRequest, SignResponse, SignResult
-from contracts.common import AgreementState, Decision, Outcome, ReasonCode, UserType
+from contracts.common import AgreementState, Channel, Decision, Outcome, ReasonCode, UserType
 from contracts.crm import SignNotify, VerifyRequest, VerifyResponse
 from contracts.routing import Party, PartyKind
 from hub.agreements import Account, Agreement, AgreementStatus, FlowState, SigningFlow, Terms
@@ -197,6 +197,11 @@ def _matches_request(flow: SigningFlow, conf: SignConfirmed, account_fingerprint
         return False
     if account_fingerprint != flow.account.fingerprint:
         return False
+    return terms_match(terms, conf)
+
+
+def terms_match(terms: Terms, conf: SignConfirmed) -> bool:
+    """The confirmed terms are the CRM's (omitted ones taken from the CRM); shared with flow 1."""
     if conf.auto_pay and not terms.auto_pay_allowed:
         return False
     if terms.user_type is UserType.POSTPAID:
@@ -209,15 +214,24 @@ def _matches_request(flow: SigningFlow, conf: SignConfirmed, account_fingerprint
 
 def _agreement_from(flow: SigningFlow, conf: SignConfirmed, agreement_id: str, now: datetime) -> Agreement:
     assert flow.terms is not None
-    prepaid = flow.terms.user_type is UserType.PREPAID
+    return new_agreement(conf, flow.terms, flow.account, agreement_id=agreement_id, province=flow.province,
+                         bank=flow.bank, channel=flow.channel, flow_key=flow.key, now=now)  # fmt: skip
+
+
+def new_agreement(
+    conf: SignConfirmed, terms: Terms, account: Account, *, agreement_id: str, province: str, bank: str,
+    channel: Channel, flow_key: str, now: datetime,
+) -> Agreement:  # fmt: skip
+    """The ACTIVE agreement a confirmation makes, on the CRM's terms (shared with flow 1)."""
+    prepaid = terms.user_type is UserType.PREPAID
     return Agreement(
-        agreement_id=agreement_id, version=1, status=AgreementStatus.ACTIVE, phone=flow.phone,
-        province=flow.province, bank=flow.bank, bank_agreement_no=conf.bank_agreement_no,
-        account=flow.account, user_type=flow.terms.user_type,
-        recharge_threshold=(conf.recharge_threshold or flow.terms.recharge_threshold) if prepaid else None,
-        recharge_amount=(conf.recharge_amount or flow.terms.recharge_amount) if prepaid else None,
-        auto_pay=bool(conf.auto_pay), channel=flow.channel, signed_at=conf.signed_at, updated_at=now,
-        flow_key=flow.key, auto_pay_allowed=flow.terms.auto_pay_allowed,
+        agreement_id=agreement_id, version=1, status=AgreementStatus.ACTIVE, phone=conf.phone,
+        province=province, bank=bank, bank_agreement_no=conf.bank_agreement_no,
+        account=account, user_type=terms.user_type,
+        recharge_threshold=(conf.recharge_threshold or terms.recharge_threshold) if prepaid else None,
+        recharge_amount=(conf.recharge_amount or terms.recharge_amount) if prepaid else None,
+        auto_pay=bool(conf.auto_pay), channel=channel, signed_at=conf.signed_at, updated_at=now,
+        flow_key=flow_key, auto_pay_allowed=terms.auto_pay_allowed,
     )  # fmt: skip
 
 
@@ -239,12 +253,22 @@ def record_agreement(flow: SigningFlow, agreement: Agreement, message_id: str, c
 
 
 def signed_result(agreement: Agreement, flow: SigningFlow, correlation_id: str) -> Outgoing:
+    return result_to_bank(agreement, AgreementState.ACTIVE, correlation_id, request_id=flow.request_id)
+
+
+def result_to_bank(
+    agreement: Agreement, status: AgreementState, correlation_id: str, *, request_id: str | None = None,
+    session_id: str | None = None,
+) -> Outgoing:  # fmt: skip
+    """`sign.result` for a confirmation that named a request (flow 2) or a session (flow 1)."""
+    active = status is AgreementState.ACTIVE
     body = SignResult(
-        request_id=flow.request_id, bank_agreement_no=agreement.bank_agreement_no,
-        status=AgreementState.ACTIVE, agreement_id=agreement.agreement_id,
-        agreement_version=agreement.version,
+        request_id=request_id, session_id=session_id, bank_agreement_no=agreement.bank_agreement_no,
+        status=status, agreement_id=agreement.agreement_id if active else None,
+        agreement_version=agreement.version if active else None,
+        reason_code=None if active else ReasonCode.DUPLICATE_AGREEMENT,
     )  # fmt: skip
-    return Outgoing(_bank(flow), "sign.result", body, correlation_id)
+    return Outgoing(Party(PartyKind.BANK, agreement.bank), "sign.result", body, correlation_id)
 
 
 def notify_home_crm(agreement: Agreement) -> Outgoing:
@@ -263,8 +287,5 @@ def hold_for_review(flow: SigningFlow, agreement: Agreement, message_id: str, co
         flow, state=FlowState.MANUAL_REVIEW, agreement_id=agreement.agreement_id,
         confirm_message_id=message_id, confirm_fingerprint=confirm_fp,
     )  # fmt: skip
-    body = SignResult(
-        request_id=flow.request_id, bank_agreement_no=agreement.bank_agreement_no,
-        status=AgreementState.MANUAL_REVIEW, reason_code=ReasonCode.DUPLICATE_AGREEMENT,
-    )  # fmt: skip
-    return Step(held, [Outgoing(_bank(flow), "sign.result", body, message_id)])
+    answer = result_to_bank(agreement, AgreementState.MANUAL_REVIEW, message_id, request_id=flow.request_id)
+    return Step(held, [answer])

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from contracts import envelope as env
 from contracts.bank import SignConfirmed, SignFailed, SignRequest
-from contracts.common import QueueReason, ReasonCode
+from contracts.common import QueueReason
 from contracts.crm import SignSynced, VerifyResponse
-from hub.agreements import Account, Agreement, AgreementStatus, Case, SigningFlow
+from hub.agreements import Account, Agreement, SigningFlow
 from hub.errors import Conflict
 from hub.flows import bank_signing as flow2
 from hub.flows.common import Refused, fingerprint
-from hub.messaging.copies import queue_copy
-from hub.outgoing import Target
+from hub.services import operator_signing
 from hub.services.context import Ctx
+from hub.services.duplicates import hold_duplicate
 
 
 async def on_sign_request(ctx: Ctx, msg: SignRequest) -> None:
@@ -60,6 +57,9 @@ async def fire_crm_timer(ctx: Ctx, flow: SigningFlow) -> None:
 
 
 async def on_sign_confirmed(ctx: Ctx, msg: SignConfirmed) -> None:
+    if msg.session_id is not None:
+        await operator_signing.on_sign_confirmed(ctx, msg)  # flow 1: the operator channel
+        return
     bank = ctx.sender.code
     flow = await ctx.uow.flow(bank, msg.request_id) if msg.request_id else None
     account_fp = ctx.deps.protector.fingerprint(msg.account_no)
@@ -86,30 +86,15 @@ async def on_sign_confirmed(ctx: Ctx, msg: SignConfirmed) -> None:
 async def _not_activated(
     ctx: Ctx, msg: SignConfirmed, flow: SigningFlow, agreement: Agreement, confirm_fp: str, conflict: Conflict
 ) -> None:
-    if conflict.rule == "bank_agreement_no":
-        ctx.out.append(
-            flow2.reject_confirmation(ctx.sender, msg, ctx.message_id, ReasonCode.REQUEST_MISMATCH)
-        )
-        return
-    held = replace(agreement, status=AgreementStatus.PENDING_REVIEW)
-    await ctx.uow.insert_agreement(held)
-    case = Case(
-        case_id=ctx.deps.new_id("C"), phone=flow.phone, new_agreement_id=held.agreement_id,
-        existing_agreement_id=conflict.existing_id or "", flow_key=flow.key, message_id=ctx.message_id,
-        sender=str(ctx.sender), opened_at=ctx.now,
-    )  # fmt: skip
-    await ctx.uow.open_case(case, ctx.deps.protector.encrypt(ctx.raw_body))
-    await ctx.apply(flow2.hold_for_review(flow, held, ctx.message_id, confirm_fp))
-    ctx.out.append(queue_copy(
-        Target.MANUAL, raw_body=ctx.raw_body, message_id=ctx.message_id, msg_type="sign.confirmed",
-        sender=str(ctx.sender), routing_key=ctx.routing_key, reason=QueueReason.DUPLICATE_AGREEMENT.value,
-        error=f"{flow.phone[:3]}****{flow.phone[-4:]} already has ACTIVE agreement {conflict.existing_id}",
-        extra={env.H_CASE_ID: case.case_id, env.H_EXISTING_AGREEMENT_ID: conflict.existing_id or ""},
-    ))  # fmt: skip
-    await ctx.event("case.opened", agreement_id=held.agreement_id, flow_key=flow.key, case_id=case.case_id)
+    held = await hold_duplicate(ctx, msg, agreement, flow.key, conflict)
+    if held is not None:
+        await ctx.apply(flow2.hold_for_review(flow, held, ctx.message_id, confirm_fp))
 
 
 async def on_sign_failed(ctx: Ctx, msg: SignFailed) -> None:
+    if msg.session_id is not None:
+        await operator_signing.on_sign_failed(ctx, msg)  # flow 1: the operator channel
+        return
     flow = await ctx.uow.flow(ctx.sender.code, msg.request_id) if msg.request_id else None
     if flow is None:
         return  # nothing open under that name: the bank is not answered either way

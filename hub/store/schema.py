@@ -64,4 +64,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX agreement_history_agreement ON agreement_history (agreement_id, version);
     CREATE INDEX agreement_history_at ON agreement_history (at);
     """,
+    # 4: flow-1 signing sessions (operator channel); never a card or ID number in them.
+    """
+    CREATE TABLE signing_sessions (
+        session_id TEXT PRIMARY KEY, hall TEXT NOT NULL, bank TEXT NOT NULL, phone TEXT NOT NULL,
+        province TEXT NOT NULL, state TEXT NOT NULL, expires_at TEXT NOT NULL, data TEXT NOT NULL,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE INDEX signing_sessions_due ON signing_sessions (expires_at)
+        WHERE state IN ('CREATED', 'ENTERED', 'AT_BANK');
+    CREATE INDEX signing_sessions_phone ON signing_sessions (phone);
+    """,
 )

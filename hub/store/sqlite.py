@@ -19,8 +19,10 @@ import aiosqlite
 
 from hub.agreements import Agreement, Case, SigningFlow
 from hub.errors import Conflict, StoreBusy
+from hub.sessions import SigningSession
 from hub.store.rows import agreement_to_row, flow_to_row, row_to_agreement, row_to_flow, terms_of, ts
 from hub.store.schema import MIGRATIONS
+from hub.store.session_rows import row_to_session, session_to_row
 from hub.store.unit_of_work import DeadRecord, OutboxRow
 
 
@@ -193,6 +195,19 @@ class SqliteUnitOfWork:
             (state, state, by, ts(now), reason, case_id),
         )
 
+    async def session(self, session_id: str) -> SigningSession | None:
+        row = await self._db.one("SELECT * FROM signing_sessions WHERE session_id=?", (session_id,))
+        return None if row is None else row_to_session(row)
+
+    async def save_session(self, session: SigningSession, now: datetime) -> None:
+        await self._db.run(
+            "INSERT INTO signing_sessions (session_id, hall, bank, phone, province, state, expires_at, data,"
+            " created_at, updated_at) VALUES (:session_id, :hall, :bank, :phone, :province, :state,"
+            " :expires_at, :data, :created_at, :updated_at) ON CONFLICT (session_id) DO UPDATE SET"
+            " state=excluded.state, data=excluded.data, updated_at=excluded.updated_at",
+            session_to_row(session) | {"updated_at": ts(now)},
+        )
+
     async def set_sync(self, agreement_id: str, side: str, value: str) -> None:
         column = {"crm": "crm_synced", "boss": "boss_synced"}[side]
         await self._db.run(f"UPDATE agreements SET {column}=? WHERE agreement_id=?", (value, agreement_id))
@@ -307,6 +322,16 @@ class SqliteStore:
         async with self._lock:
             marks = ",".join("?" * len(ids))
             await self._db.run(f"UPDATE outbox SET sent_at=? WHERE id IN ({marks})", (ts(now), *ids))
+
+    async def due_sessions(self, now: datetime, limit: int) -> list[str]:
+        """Open flow-1 sessions past their window, for the sweeper to expire."""
+        async with self._lock:
+            rows = await self._db.all(
+                "SELECT session_id FROM signing_sessions WHERE state IN ('CREATED', 'ENTERED', 'AT_BANK')"
+                " AND expires_at<=? ORDER BY expires_at LIMIT ?",
+                (ts(now), limit),
+            )
+        return [r["session_id"] for r in rows]
 
     async def due_flows(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         async with self._lock:

@@ -23,6 +23,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = value.get_secret_value()
         if isinstance(value, list):
             value = ",".join(str(v) for v in value)
+        if isinstance(value, dict):  # name=value pairs (web halls, bank pages)
+            value = ",".join(
+                f"{k}={getattr(v, 'get_secret_value', lambda v=v: v)()}" for k, v in value.items()
+            )
         env[f"SIGNHUB_{name.upper()}"] = str(value)
     return env
 

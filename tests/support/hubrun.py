@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +62,11 @@ def party_queues(settings: Settings) -> list[str]:
 
 @asynccontextmanager
 async def running_hub(
-    workdir: Path, store: Store | None = None, **overrides: Any
+    workdir: Path, store: Store | None = None, clock: Callable[[], datetime] | None = None, **overrides: Any
 ) -> AsyncIterator[tuple[Hub, Probe]]:
     """A started hub and a probe on every party, manual and dead queue; all deleted afterwards."""
     settings = hub_settings(workdir, **overrides)
-    hub = await build_hub(settings, store=store)
+    hub = await build_hub(settings, store=store, **({"clock": clock} if clock else {}))
     await hub.start()
     probe = await Probe.connect(AMQP_URL, settings.prefix, party_queues(settings))
     try:
