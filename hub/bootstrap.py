@@ -107,7 +107,9 @@ class Hub:
 
 
 def _key_file(settings: Settings) -> Path:
-    return Path(settings.store).with_suffix(".key") if settings.store != ":memory:" else Path(".signhub.key")
+    if settings.store_is_postgres or settings.store == ":memory:":
+        return Path(".signhub.key")  # several processes share the store: they must share SIGNHUB_DATA_KEY
+    return Path(settings.store).with_suffix(".key")
 
 
 async def build_protector(settings: Settings, store: Store) -> DataProtector:
@@ -143,6 +145,15 @@ async def build_signing_entry(settings: Settings, store: Store, deps: Deps) -> S
     return SigningEntry(store, deps, web_config(settings), deps.protector.decrypt(token), post_json)
 
 
+async def open_store(settings: Settings) -> Store:
+    """SQLite for one hub process; PostgreSQL (a postgresql:// SIGNHUB_STORE) for several."""
+    if settings.store_is_postgres:
+        from hub.store.postgres import PostgresStore
+
+        return await PostgresStore.open(settings.store)
+    return await SqliteStore.open(settings.store)
+
+
 async def build_hub(
     settings: Settings,
     *,
@@ -161,7 +172,7 @@ async def build_hub(
         crm_asks=settings.crm_asks,
         approval_window=timedelta(seconds=settings.approval_window_s),
     )
-    store = store or await SqliteStore.open(settings.store)
+    store = store or await open_store(settings)
     bounds = Bounds(settings.recharge_threshold_max_fen, settings.recharge_amount_min_fen,
                     settings.recharge_amount_max_fen)  # fmt: skip
     deps = Deps(names, registry, segments, await build_protector(settings, store), timing, ids, clock, bounds)

@@ -122,9 +122,13 @@ class Settings(BaseSettings):
     @field_validator("store")
     @classmethod
     def _store(cls, value: str) -> str:
-        if value.startswith(("postgresql://", "postgres://")):
-            raise ValueError("PostgreSQL is not supported yet; give a SQLite file path")
+        if "://" in value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("give a SQLite file path or a postgresql:// URL")
         return value
+
+    @property
+    def store_is_postgres(self) -> bool:
+        return self.store.startswith(("postgresql://", "postgres://"))
 
 
 # A bad value of these is named by its key only: the value is a secret.

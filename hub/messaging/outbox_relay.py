@@ -66,17 +66,18 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)
 
     async def publish_pending(self) -> int:
-        rows = await self._store.unsent(BATCH)
-        if not rows:
-            return 0
-        results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
-        done = [r.id for r, res in zip(rows, results, strict=True) if res is None and r.id is not None]
-        for row, res in zip(rows, results, strict=True):
-            if isinstance(res, BaseException):
-                log.warning("publish of %s %s failed: %r", row.type, row.message_id, res)
-        for row in rows:
-            self._faults.maybe_crash("after_publish", row.type)
-        await self._store.mark_sent(done, self._clock())
+        async with self._store.claim_outbox(BATCH) as claim:
+            rows = claim.rows
+            if not rows:
+                return 0
+            results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
+            done = [r.id for r, res in zip(rows, results, strict=True) if res is None and r.id is not None]
+            for row, res in zip(rows, results, strict=True):
+                if isinstance(res, BaseException):
+                    log.warning("publish of %s %s failed: %r", row.type, row.message_id, res)
+            for row in rows:
+                self._faults.maybe_crash("after_publish", row.type)
+            await claim.mark_sent(done, self._clock())
         self.published += len(done)
         return len(rows)
 

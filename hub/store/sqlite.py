@@ -20,13 +20,14 @@ import aiosqlite
 from hub.agreements import Agreement, Case, SigningFlow
 from hub.errors import Conflict, StoreBusy
 from hub.sessions import SigningSession
+from hub.store.dbapi import Db, Params, UniqueViolation
 from hub.store.rows import agreement_to_row, flow_to_row, row_to_agreement, row_to_flow, terms_of, ts
 from hub.store.schema import MIGRATIONS
 from hub.store.session_rows import row_to_session, session_to_row
-from hub.store.unit_of_work import DeadRecord, OutboxRow
+from hub.store.unit_of_work import DeadRecord, OutboxClaim, OutboxRow
 
 
-def _outbox_row(row: Any) -> OutboxRow:
+def outbox_row(row: Any) -> OutboxRow:
     return OutboxRow(
         id=row["id"], message_id=row["message_id"], target=row["target"], routing_key=row["routing_key"],
         type=row["type"], correlation_id=row["correlation_id"], body=bytes(row["body"]),
@@ -35,28 +36,41 @@ def _outbox_row(row: Any) -> OutboxRow:
 
 
 class _Db:
-    """Executes statements and translates driver errors."""
+    """Executes statements and translates driver errors (hub.store.dbapi.Db on SQLite)."""
+
+    for_update = ""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
 
-    async def run(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> None:
+    async def run(self, sql: str, params: Params = ()) -> int:
         try:
-            await self.conn.execute(sql, params)
+            cursor = await self.conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise UniqueViolation(str(exc)) from exc
         except sqlite3.OperationalError as exc:
             raise StoreBusy(str(exc)) from exc
+        return int(cursor.rowcount)
 
-    async def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+    async def one(self, sql: str, params: Params = ()) -> Any:
         try:
             async with self.conn.execute(sql, params) as cur:
                 return await cur.fetchone()
         except sqlite3.OperationalError as exc:
             raise StoreBusy(str(exc)) from exc
 
-    async def all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+    async def all(self, sql: str, params: Params = ()) -> list[Any]:
         try:
             async with self.conn.execute(sql, params) as cur:
                 return list(await cur.fetchall())
+        except sqlite3.OperationalError as exc:
+            raise StoreBusy(str(exc)) from exc
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            await self.conn.executemany(sql, rows)
+        except sqlite3.IntegrityError as exc:
+            raise UniqueViolation(str(exc)) from exc
         except sqlite3.OperationalError as exc:
             raise StoreBusy(str(exc)) from exc
 
@@ -64,7 +78,7 @@ class _Db:
 class SqliteUnitOfWork:
     """One transaction's view of the store (see hub.store.unit_of_work.UnitOfWork)."""
 
-    def __init__(self, db: _Db) -> None:
+    def __init__(self, db: Db) -> None:
         self._db = db
 
     async def seen(self, sender: str, message_id: str) -> bool:
@@ -78,11 +92,13 @@ class SqliteUnitOfWork:
         )
 
     async def flow(self, bank: str, request_id: str) -> SigningFlow | None:
-        row = await self._db.one("SELECT * FROM flows WHERE flow_key=?", (f"{bank}|{request_id}",))
+        row = await self._db.one(
+            "SELECT * FROM flows WHERE flow_key=?" + self._db.for_update, (f"{bank}|{request_id}",)
+        )
         return None if row is None else row_to_flow(row)
 
     async def flow_by_verify_id(self, verify_id: str) -> SigningFlow | None:
-        row = await self._db.one("SELECT * FROM flows WHERE verify_id=?", (verify_id,))
+        row = await self._db.one("SELECT * FROM flows WHERE verify_id=?" + self._db.for_update, (verify_id,))
         return None if row is None else row_to_flow(row)
 
     async def save_flow(self, flow: SigningFlow, now: datetime) -> None:
@@ -111,14 +127,12 @@ class SqliteUnitOfWork:
         # A savepoint keeps the surrounding transaction usable after the violation.
         await self._db.run("SAVEPOINT insert_agreement")
         try:
-            await self._db.conn.execute(f"INSERT INTO agreements ({cols}) VALUES ({marks})", row)
-        except sqlite3.IntegrityError as exc:
-            await self._db.run("ROLLBACK TO insert_agreement")
+            await self._db.run(f"INSERT INTO agreements ({cols}) VALUES ({marks})", row)
+        except UniqueViolation as exc:
+            await self._db.run("ROLLBACK TO SAVEPOINT insert_agreement")
+            await self._db.run("RELEASE SAVEPOINT insert_agreement")
             raise await self._conflict(agreement) from exc
-        except sqlite3.OperationalError as exc:
-            raise StoreBusy(str(exc)) from exc
-        finally:
-            await self._db.run("RELEASE insert_agreement")
+        await self._db.run("RELEASE SAVEPOINT insert_agreement")
 
     async def _conflict(self, agreement: Agreement) -> Conflict:
         row = await self._db.one(
@@ -148,15 +162,13 @@ class SqliteUnitOfWork:
         row = agreement_to_row(after)
         sets = ", ".join(f"{c}=:{c}" for c in row if c != "agreement_id")
         try:
-            cursor = await self._db.conn.execute(
+            changed = await self._db.run(
                 f"UPDATE agreements SET {sets} WHERE agreement_id=:agreement_id AND version=:expected",
                 row | {"expected": expected_version},
             )
-        except sqlite3.IntegrityError as exc:
+        except UniqueViolation as exc:
             raise Conflict("phone", None) from exc
-        except sqlite3.OperationalError as exc:
-            raise StoreBusy(str(exc)) from exc
-        if cursor.rowcount != 1:
+        if changed != 1:
             raise Conflict("version", after.agreement_id)
 
     async def record_change(
@@ -230,21 +242,18 @@ class SqliteUnitOfWork:
         )  # fmt: skip
 
     async def add_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> None:
-        try:
-            await self._db.conn.executemany(
-                "INSERT INTO outbox (message_id, target, routing_key, type, correlation_id, body, headers,"
-                " created_at) VALUES (?,?,?,?,?,?,?,?)",
-                [(r.message_id, r.target, r.routing_key, r.type, r.correlation_id, r.body,
-                  json.dumps(r.headers), ts(now)) for r in rows],
-            )  # fmt: skip
-        except sqlite3.OperationalError as exc:
-            raise StoreBusy(str(exc)) from exc
+        await self._db.many(
+            "INSERT INTO outbox (message_id, target, routing_key, type, correlation_id, body, headers,"
+            " created_at) VALUES (?,?,?,?,?,?,?,?)",
+            [(r.message_id, r.target, r.routing_key, r.type, r.correlation_id, r.body,
+              json.dumps(r.headers), ts(now)) for r in rows],
+        )  # fmt: skip
 
     async def answers_to(self, correlation_id: str) -> list[OutboxRow]:
         rows = await self._db.all(
             "SELECT * FROM outbox WHERE correlation_id=? AND target='party' ORDER BY id", (correlation_id,)
         )
-        return [_outbox_row(r) for r in rows]
+        return [outbox_row(r) for r in rows]
 
     async def correlation_of(self, message_id: str) -> str | None:
         row = await self._db.one(
@@ -309,12 +318,17 @@ class SqliteStore:
                 await self._db.conn.execute("ROLLBACK")
                 raise
 
+    @asynccontextmanager
+    async def claim_outbox(self, limit: int) -> AsyncIterator[OutboxClaim]:
+        """The oldest unsent rows for the relay (one relay per SQLite store: nothing to lock)."""
+        yield OutboxClaim(await self.unsent(limit), self.mark_sent)
+
     async def unsent(self, limit: int) -> list[OutboxRow]:
         async with self._lock:
             rows = await self._db.all(
                 "SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,)
             )
-        return [_outbox_row(r) for r in rows]
+        return [outbox_row(r) for r in rows]
 
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
         if not ids:

@@ -6,7 +6,7 @@ back otherwise, so an inbox record, a state change and its outbox rows land toge
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +40,14 @@ class DeadRecord:
     properties: dict[str, Any]
     original_encrypted: str
     received_at: datetime
+
+
+@dataclass(slots=True)
+class OutboxClaim:
+    """Unsent outbox rows handed to one relay, and how to mark them sent."""
+
+    rows: list[OutboxRow]
+    mark_sent: Callable[[Sequence[int], datetime], Awaitable[None]]
 
 
 class UnitOfWork(Protocol):
@@ -93,6 +101,7 @@ class UnitOfWork(Protocol):
 
 class Store(Protocol):
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+    def claim_outbox(self, limit: int) -> AbstractAsyncContextManager[OutboxClaim]: ...
     async def unsent(self, limit: int) -> list[OutboxRow]: ...
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None: ...
     async def due_flows(self, now: datetime, limit: int) -> list[tuple[str, str]]: ...

@@ -1,6 +1,7 @@
-"""The SQLite store (hub/store/sqlite.py) on a real file: schema, units of work, rules, queries.
+"""The store on a real SQLite file and on a real PostgreSQL database (the same tests run on both,
+through the `store` fixture): schema, units of work, rules, queries.
 
-Each test opens its own database under tmp_path; nothing is shared between tests.
+Each test opens its own database (a file under tmp_path, or a fresh PostgreSQL database).
 """
 
 from __future__ import annotations
@@ -18,22 +19,41 @@ from contracts.common import AccountType
 from hub.agreements import Account, AgreementStatus, FlowState
 from hub.errors import Conflict
 from hub.protection import DataProtector
+from hub.store.postgres import PostgresStore
 from hub.store.schema import MIGRATIONS
 from hub.store.sqlite import SqliteStore
-from hub.store.unit_of_work import DeadRecord, OutboxRow
+from hub.store.unit_of_work import DeadRecord, OutboxRow, Store
 from tests.support.data import CARD, ID_NO
+from tests.support.pg import fresh_database
 from tests.support.records import NOW, agreement, signing_flow
 
 SHANGHAI = timezone(timedelta(hours=8))
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     opened = await SqliteStore.open(tmp_path / "hub.db")
     try:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        opened: Store = await SqliteStore.open(tmp_path / "hub.db")
+        try:
+            yield opened
+        finally:
+            await opened.close()
+        return
+    async with fresh_database() as url:
+        opened = await PostgresStore.open(url)
+        try:
+            yield opened
+        finally:
+            await opened.close()
 
 
 def _row(message_id: str, correlation_id: str | None = None, target: str = "party") -> OutboxRow:
@@ -74,7 +94,8 @@ async def test_a_new_store_gets_every_table_and_reopening_it_migrates_nothing_tw
 # --- units of work ---------------------------------------------------------------------------
 
 
-async def test_a_unit_of_work_commits_only_when_its_block_ends(store: SqliteStore, tmp_path: Path) -> None:
+async def test_a_unit_of_work_commits_only_when_its_block_ends(sqlite_store: Store, tmp_path: Path) -> None:
+    store = sqlite_store
     db = tmp_path / "hub.db"
     async with store.unit_of_work() as uow:
         await uow.remember("bank.ICBC", "m-1", "sign.request", NOW)
@@ -87,7 +108,7 @@ async def test_a_unit_of_work_commits_only_when_its_block_ends(store: SqliteStor
     assert _committed(db, "SELECT message_id FROM outbox") == [("out-1",)]
 
 
-async def test_a_unit_of_work_that_raises_leaves_no_inbox_and_no_outbox_rows(store: SqliteStore) -> None:
+async def test_a_unit_of_work_that_raises_leaves_no_inbox_and_no_outbox_rows(store: Store) -> None:
     with pytest.raises(RuntimeError, match="flow crashed"):
         async with store.unit_of_work() as uow:
             await uow.remember("bank.ICBC", "m-1", "sign.request", NOW)
@@ -102,7 +123,7 @@ async def test_a_unit_of_work_that_raises_leaves_no_inbox_and_no_outbox_rows(sto
     assert (await store.counts())["flows"] == 0
 
 
-async def test_a_store_stays_usable_after_a_rolled_back_unit_of_work(store: SqliteStore) -> None:
+async def test_a_store_stays_usable_after_a_rolled_back_unit_of_work(store: Store) -> None:
     with pytest.raises(RuntimeError):
         async with store.unit_of_work() as uow:
             await uow.remember("bank.ICBC", "m-1", "sign.request", NOW)
@@ -118,7 +139,7 @@ async def test_a_store_stays_usable_after_a_rolled_back_unit_of_work(store: Sqli
 
 
 async def test_a_second_active_agreement_for_a_phone_is_a_conflict_naming_the_existing_one(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     async with store.unit_of_work() as uow:
         await uow.insert_agreement(agreement("A1"))
@@ -138,7 +159,7 @@ async def test_a_second_active_agreement_for_a_phone_is_a_conflict_naming_the_ex
     assert len(await store.query("SELECT * FROM events WHERE agreement_id='A2'")) == 1
 
 
-async def test_a_conflict_inside_a_unit_of_work_keeps_the_writes_made_before_it(store: SqliteStore) -> None:
+async def test_a_conflict_inside_a_unit_of_work_keeps_the_writes_made_before_it(store: Store) -> None:
     async with store.unit_of_work() as uow:
         await uow.insert_agreement(agreement("A1"))
     async with store.unit_of_work() as uow:
@@ -152,7 +173,7 @@ async def test_a_conflict_inside_a_unit_of_work_keeps_the_writes_made_before_it(
 
 
 async def test_a_reused_bank_agreement_no_at_the_same_bank_is_a_conflict_naming_its_agreement(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     async with store.unit_of_work() as uow:
         await uow.insert_agreement(agreement("A1", bank_agreement_no="BA-9"))
@@ -167,7 +188,7 @@ async def test_a_reused_bank_agreement_no_at_the_same_bank_is_a_conflict_naming_
 
 
 async def test_a_cancelled_agreement_does_not_block_a_new_active_one_for_the_phone(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     async with store.unit_of_work() as uow:
         await uow.insert_agreement(agreement("A1", status=AgreementStatus.CANCELLED))
@@ -178,7 +199,7 @@ async def test_a_cancelled_agreement_does_not_block_a_new_active_one_for_the_pho
     assert active is not None and active.agreement_id == "A2"
 
 
-async def test_an_agreement_round_trips_through_the_store(store: SqliteStore) -> None:
+async def test_an_agreement_round_trips_through_the_store(store: Store) -> None:
     made = agreement("A1", signed_at=NOW.astimezone(SHANGHAI), recharge_threshold=None, auto_pay=True)
     async with store.unit_of_work() as uow:
         await uow.insert_agreement(made)
@@ -191,7 +212,7 @@ async def test_an_agreement_round_trips_through_the_store(store: SqliteStore) ->
 # --- outbox ------------------------------------------------------------------------------------
 
 
-async def test_unsent_lists_outbox_rows_oldest_first_until_they_are_marked_sent(store: SqliteStore) -> None:
+async def test_unsent_lists_outbox_rows_oldest_first_until_they_are_marked_sent(store: Store) -> None:
     async with store.unit_of_work() as uow:
         await uow.add_outbox([_row("out-1"), _row("out-2"), _row("out-3")], NOW)
 
@@ -208,7 +229,7 @@ async def test_unsent_lists_outbox_rows_oldest_first_until_they_are_marked_sent(
 
 
 async def test_answers_to_finds_the_party_messages_correlated_to_a_message_oldest_first(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     async with store.unit_of_work() as uow:
         await uow.add_outbox(
@@ -226,7 +247,7 @@ async def test_answers_to_finds_the_party_messages_correlated_to_a_message_oldes
 # --- flows -------------------------------------------------------------------------------------
 
 
-async def test_a_flow_round_trips_by_its_key_and_by_its_verify_id(store: SqliteStore) -> None:
+async def test_a_flow_round_trips_by_its_key_and_by_its_verify_id(store: Store) -> None:
     verifying = signing_flow(deadline=NOW.astimezone(SHANGHAI) + timedelta(seconds=30))
     approved = signing_flow(FlowState.APPROVED, request_id="R2", verify_id="V2")
     async with store.unit_of_work() as uow:
@@ -240,7 +261,7 @@ async def test_a_flow_round_trips_by_its_key_and_by_its_verify_id(store: SqliteS
         assert await uow.flow("CCB", "R1") is None and await uow.flow_by_verify_id("V9") is None
 
 
-async def test_saving_a_flow_again_updates_it_in_place(store: SqliteStore) -> None:
+async def test_saving_a_flow_again_updates_it_in_place(store: Store) -> None:
     flow = signing_flow()
     async with store.unit_of_work() as uow:
         await uow.save_flow(flow, NOW)
@@ -254,7 +275,7 @@ async def test_saving_a_flow_again_updates_it_in_place(store: SqliteStore) -> No
 
 
 async def test_due_flows_are_the_verifying_flows_past_their_deadline_earliest_first(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     flows = [
         signing_flow(request_id="late", verify_id="V1", deadline=NOW - timedelta(seconds=5)),

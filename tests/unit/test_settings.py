@@ -100,8 +100,7 @@ def test_explicit_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyP
         ("SIGNHUB_PROVINCES", "ZZ"),
         ("SIGNHUB_PROVINCES", "GD,ZZ"),
         ("SIGNHUB_BANKS", "icbc"),
-        ("SIGNHUB_STORE", "postgresql://hub@db.example/signhub"),
-        ("SIGNHUB_STORE", "postgres://hub@db.example/signhub"),
+        ("SIGNHUB_STORE", "mysql://hub@db.example/signhub"),
         ("SIGNHUB_HTTP_PORT", "70000"),
         ("SIGNHUB_PREFIX", "Bad Prefix"),
         ("SIGNHUB_REQUIRE_USER_ID", "maybe"),
@@ -135,3 +134,8 @@ def test_an_unknown_province_is_named_in_the_error(monkeypatch: pytest.MonkeyPat
 
     with pytest.raises(SettingsError, match=r"unknown province codes \['ZZ'\]"):
         load_settings()
+
+
+def test_a_postgresql_store_url_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNHUB_STORE", "postgresql://hub@db.example/signhub")
+    assert load_settings().store_is_postgres

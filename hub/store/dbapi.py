@@ -1,0 +1,28 @@
+"""The small database interface the unit of work is written against, so one unit of work serves
+SQLite and PostgreSQL: statements use `?` (or `:name` with a dict) placeholders, driver errors
+arrive as the hub's own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+Params = Sequence[Any] | dict[str, Any]
+
+
+class UniqueViolation(Exception):
+    """A unique index refused a write."""
+
+
+class Db(Protocol):
+    # Appended to a SELECT that is followed by an update in the same unit of work: PostgreSQL
+    # locks the row against a second hub process; SQLite has one writer anyway.
+    for_update: str
+
+    async def run(self, sql: str, params: Params = ()) -> int:
+        """Executes; returns the number of rows changed. Raises UniqueViolation or StoreBusy."""
+        ...
+
+    async def one(self, sql: str, params: Params = ()) -> Any: ...
+    async def all(self, sql: str, params: Params = ()) -> list[Any]: ...
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
