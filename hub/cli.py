@@ -8,9 +8,9 @@ import os
 import sys
 
 from hub.logging import configure_logging
-from hub.settings import SettingsError, load_settings
+from hub.settings import Settings, SettingsError, load_settings
 
-COMMANDS = ("run", "simulate", "demo", "asyncapi", "agreement")
+COMMANDS = ("run", "simulate", "demo", "asyncapi", "agreement", "provision")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +22,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="hub and simulators together, driving real flows; prints a summary")
     demo.add_argument("--flows", type=int, default=20, help="happy-path signings to drive")
     demo.add_argument("--seed", type=int, default=7, help="seed of the generated subscribers and accounts")
+    demo.add_argument("--serve", action="store_true",
+                      help="keep the hub, simulators and web sites running after the summary (Ctrl-C ends)")  # fmt: skip
     sub.add_parser("asyncapi", help="print the AsyncAPI document generated from contracts/")
+    prov = sub.add_parser("provision", help="create one least-privilege broker user per party (rabbitmqctl)")
+    prov.add_argument(
+        "--out", default="signhub-credentials.csv", help="where to write the passwords (mode 0600)"
+    )
+    prov.add_argument("--rotate", action="store_true", help="give existing users new passwords")
+    prov.add_argument("--delete", action="store_true", help="remove the party users instead")
+    prov.add_argument("--rabbitmqctl", default="rabbitmqctl", help="path of rabbitmqctl")
     agreement = sub.add_parser("agreement", help="look up agreements in the store")
     agreement_sub = agreement.add_subparsers(dest="action", required=True)
     show = agreement_sub.add_parser("show", help="an agreement and its timeline across all parties")
@@ -55,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"signhub: {exc}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "provision":
+        return _provision(settings, args)
     if args.command == "agreement":
         from hub.console.agreement_cli import show_agreement
 
@@ -66,8 +77,28 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from hub.demo import run_demo
 
-    code: int = asyncio.run(run_demo(settings, flows=args.flows, seed=args.seed))
+    code: int = asyncio.run(run_demo(settings, flows=args.flows, seed=args.seed, serve=args.serve))
     return code
+
+
+def _provision(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from contracts.topology import Names
+    from hub.parties import Registry
+    from hub.provision import grant_for, provision, rabbitmqctl, remove, write_credentials
+
+    names = Names(settings.prefix)
+    grants = [grant_for(names, p) for p in Registry.of(settings.banks, settings.provinces).parties()]
+    ctl = rabbitmqctl(args.rabbitmqctl)
+    if args.delete:
+        remove(ctl, grants)
+        print(f"removed {len(grants)} party users of prefix {settings.prefix}")
+        return 0
+    rows = provision(ctl, grants, rotate=args.rotate)
+    write_credentials(Path(args.out), rows)
+    print(f"provisioned {len(rows)} party users of prefix {settings.prefix}; passwords in {args.out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -65,7 +65,10 @@ def _validation_errors(exc: ValidationError) -> list[str]:
     return [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()][:20]
 
 
-def classify(d: Delivery, registry: Registry, *, require_user_id: bool, max_body: int) -> Accepted | Rejected:
+def classify(
+    d: Delivery, registry: Registry, *, require_user_id: bool, max_body: int, user_prefix: str = ""
+) -> Accepted | Rejected:
+    """`user_prefix`: a party's broker user is `<user_prefix><kind>.<code>` (see hub.provision)."""
     sender = sender_of(d.routing_key)
     if sender is None or not registry.knows(sender):
         return Rejected(QueueReason.UNKNOWN_SENDER, [f"{d.routing_key!r} names no registered party"], None,
@@ -74,7 +77,7 @@ def classify(d: Delivery, registry: Registry, *, require_user_id: bool, max_body
         key = RoutingKey.parse(d.routing_key)
     except ValueError as exc:
         return Rejected(QueueReason.UNKNOWN_TYPE, [str(exc)], sender, d.msg_type)
-    if require_user_id and d.user_id != str(sender) and not d.replay:
+    if require_user_id and d.user_id != f"{user_prefix}{sender}" and not d.replay:
         return Rejected(QueueReason.UNAUTHORIZED_SENDER, [f"user_id {d.user_id!r} is not {sender}"], sender,
                         key.type)  # fmt: skip
     entry = catalogue.inbound(sender.kind, key.type)

@@ -57,7 +57,8 @@ class Intake:
     async def take(self, d: Delivery, *, poisoned: bool = False) -> Action:
         if poisoned:
             return await self._give_up(d, "the message was delivered too often without being processed")
-        verdict = classify(d, self._deps.registry, require_user_id=self._require_user_id, max_body=MAX_BODY)
+        verdict = classify(d, self._deps.registry, require_user_id=self._require_user_id, max_body=MAX_BODY,
+                           user_prefix=f"{self._deps.names.prefix}.")  # fmt: skip
         if isinstance(verdict, Accepted) and handler_for(verdict) is None:
             verdict = Rejected(QueueReason.NOT_SUPPORTED, [f"{verdict.msg_type} is not handled by this hub yet"],
                                verdict.sender, verdict.msg_type)  # fmt: skip
