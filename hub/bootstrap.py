@@ -36,6 +36,7 @@ from hub.parties import Registry
 from hub.protection import DataProtector, load_or_create_key
 from hub.segments import SegmentTable
 from hub.services.context import Deps
+from hub.services.housekeeping import Housekeeper
 from hub.services.operator_signing import SessionSweeper
 from hub.services.signing_entry import SigningEntry, WebConfig, WebHall, post_json
 from hub.services.timers import CrmTimers
@@ -71,6 +72,7 @@ class Hub:
     http: uvicorn.Server | None = None
     entry: SigningEntry | None = None
     sweeper: SessionSweeper | None = None
+    housekeeper: Housekeeper | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -83,6 +85,8 @@ class Hub:
         self.tasks.append(asyncio.create_task(self.timers.run(), name="crm-timers"))
         if self.sweeper is not None:
             self.tasks.append(asyncio.create_task(self.sweeper.run(), name="session-sweeper"))
+        if self.housekeeper is not None:
+            self.tasks.append(asyncio.create_task(self.housekeeper.run(), name="housekeeping"))
         if self.http is not None:
             self.tasks.append(asyncio.create_task(self.http.serve(), name="http"))
         log.info("hub %s started: %d parties", self.deps.names.prefix, len(self.registry.parties()))
@@ -190,6 +194,8 @@ async def build_hub(
     hub = Hub(settings, store, deps, intake, relay, timers, broker, connection, hub_names)
     hub.entry = await build_signing_entry(settings, store, deps)
     hub.sweeper = SessionSweeper(store, deps, poll_s=min(5.0, settings.session_window_s / 10))
+    hub.housekeeper = Housekeeper(store, deps.protector, clock, timedelta(days=settings.retention_days),
+                                  timedelta(seconds=settings.housekeeping_every_s))  # fmt: skip
     if with_http:
         app = build_app(hub.health, settings.prefix)
         app.include_router(agreements_router(store, clock))

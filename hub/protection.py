@@ -27,6 +27,19 @@ class DataProtector:
     first and re-encrypting old rows in the background.
     """
 
+    @property
+    def rotating(self) -> bool:
+        """More than one key: tokens under the older ones are to be re-encrypted."""
+        return self._older is not None
+
+    def is_current(self, token: str) -> bool:
+        """Whether the newest key alone reads the token (no re-encryption needed)."""
+        try:
+            self._newest.decrypt(token.encode("ascii"))
+        except (InvalidToken, ValueError):
+            return False
+        return True
+
     def rotate(self, token: str) -> str:
         """The token re-encrypted under the first key (for background re-encryption)."""
         return self._fernet.rotate(token.encode("ascii")).decode("ascii")
@@ -35,6 +48,8 @@ class DataProtector:
         if not keys:
             raise ValueError("at least one data key is needed")
         self._fernet = MultiFernet([Fernet(k) for k in keys])
+        self._newest = Fernet(keys[0])
+        self._older = keys[1:] or None
         # Fingerprints must survive a key rotation: the hub keeps its own fingerprint secret
         # (encrypted in the store); without one, the oldest key (last in the list) is the root.
         root = fingerprint_key if fingerprint_key is not None else keys[-1]

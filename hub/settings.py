@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # Where the simulated web hall finds the simulated CRMs' HTTP API (`signhub simulate`).
     sim_crm_api_url: str = Field(default="http://127.0.0.1:8092", pattern=r"^https?://[^\s/]+$")
     require_user_id: bool = False
+    # Inbox and sent outbox rows are kept this long: the contract's idempotency window is 7 days.
+    retention_days: int = Field(default=30, ge=7, le=3650)
+    housekeeping_every_s: float = Field(default=3600.0, gt=0)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     # Fault injection for the crash tests: "after_commit:<type>" or "after_publish:<type>".
     fault_crash_at: str | None = Field(default=None, pattern=r"^(after_commit|after_publish):[a-z.]+$")

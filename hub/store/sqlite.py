@@ -21,6 +21,7 @@ from hub.agreements import Agreement, Case, SigningFlow
 from hub.errors import Conflict, StoreBusy
 from hub.sessions import SigningSession
 from hub.store.dbapi import Db, Params, UniqueViolation
+from hub.store.recon_rows import ReconRows
 from hub.store.rows import agreement_to_row, flow_to_row, row_to_agreement, row_to_flow, terms_of, ts
 from hub.store.schema import MIGRATIONS
 from hub.store.session_rows import row_to_session, session_to_row
@@ -80,6 +81,13 @@ class SqliteUnitOfWork:
 
     def __init__(self, db: Db) -> None:
         self._db = db
+
+    def recon(self) -> ReconRows:
+        """Reconciliation's files, held records and batch corrections, in this unit of work."""
+        return ReconRows(self._db)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return await self._db.run(sql, params)
 
     async def seen(self, sender: str, message_id: str) -> bool:
         row = await self._db.one("SELECT 1 FROM inbox WHERE sender=? AND message_id=?", (sender, message_id))

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from hub.agreements import Agreement, Case, SigningFlow
 from hub.sessions import SigningSession
+from hub.store.recon_rows import ReconRows
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,12 @@ class OutboxClaim:
 
 
 class UnitOfWork(Protocol):
+    def recon(self) -> ReconRows: ...
     async def seen(self, sender: str, message_id: str) -> bool: ...
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """A plain statement (housekeeping); returns the rows changed."""
+        ...
+
     async def remember(self, sender: str, message_id: str, msg_type: str, now: datetime) -> None: ...
     async def flow(self, bank: str, request_id: str) -> SigningFlow | None: ...
     async def flow_by_verify_id(self, verify_id: str) -> SigningFlow | None: ...

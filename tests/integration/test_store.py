@@ -19,12 +19,10 @@ from contracts.common import AccountType
 from hub.agreements import Account, AgreementStatus, FlowState
 from hub.errors import Conflict
 from hub.protection import DataProtector
-from hub.store.postgres import PostgresStore
 from hub.store.schema import MIGRATIONS
 from hub.store.sqlite import SqliteStore
 from hub.store.unit_of_work import DeadRecord, OutboxRow, Store
 from tests.support.data import CARD, ID_NO
-from tests.support.pg import fresh_database
 from tests.support.records import NOW, agreement, signing_flow
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -37,23 +35,6 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         yield opened
     finally:
         await opened.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        opened: Store = await SqliteStore.open(tmp_path / "hub.db")
-        try:
-            yield opened
-        finally:
-            await opened.close()
-        return
-    async with fresh_database() as url:
-        opened = await PostgresStore.open(url)
-        try:
-            yield opened
-        finally:
-            await opened.close()
 
 
 def _row(message_id: str, correlation_id: str | None = None, target: str = "party") -> OutboxRow:
