@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from hub.demo import run_demo
 
-    code: int = asyncio.run(run_demo(settings, flows=args.flows, seed=args.seed, serve=args.serve))
+    try:
+        code: int = asyncio.run(run_demo(settings, flows=args.flows, seed=args.seed, serve=args.serve))
+    except KeyboardInterrupt:  # `--serve` ends with Ctrl-C; the demo cleaned up on the way out
+        return 0
     return code
 
 

@@ -9,11 +9,15 @@ scenario expected: a demo that says "all as expected" has proven it on the real 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import tempfile
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
 
 from hub.bootstrap import Hub, build_hub
 from hub.messaging.topology import delete_topology
@@ -22,9 +26,11 @@ from hub.settings import Settings
 from simulators.bank_records import BankKnobs
 from simulators.crm_register import CrmKnobs
 from simulators.lifecycle_scenarios import ChangeRun, change_agreements
+from simulators.operator_walk import WebRun, walk_operator_channel
 from simulators.runner import Simulators, start_simulators
 from simulators.scenarios import Plan, Run, drive, plan
-from simulators.seed import build_world
+from simulators.seed import World, build_world
+from simulators.web_sites import WebSites, addresses, free_port, serve_web_sites
 
 DEMO_BANKS = ["ICBC", "CCB", "ABC", "CMB"]
 DEMO_PROVINCES = ["GD", "BJ", "SH", "ZJ"]
@@ -35,8 +41,18 @@ def demo_settings(settings: Settings, workdir: Path) -> Settings:
     return settings.model_copy(update={
         "prefix": f"{settings.prefix}-demo-{uuid.uuid4().hex[:6]}", "store": str(workdir / "hub.db"),
         "files": workdir / "files", "banks": DEMO_BANKS, "provinces": DEMO_PROVINCES,
-        "crm_timeout_s": 1.0, "crm_asks": 2, "http_port": 0,
+        "crm_timeout_s": 1.0, "crm_asks": 2, **_web_settings(),
     })  # fmt: skip
+
+
+def _web_settings() -> dict[str, Any]:
+    """Flow 1's sites on free local ports, with a web hall key made for this run."""
+    hub, hall, bank, crm = (free_port() for _ in range(4))
+    return {"http_host": "127.0.0.1", "http_port": hub, "public_url": None,
+            "web_hall_keys": {"web": SecretStr(secrets.token_urlsafe(24))},
+            "web_hall_urls": {"web": f"http://127.0.0.1:{hall}"},
+            "bank_pages": {"*": f"http://127.0.0.1:{bank}/bank/{{bank}}/sign"},
+            "sim_crm_api_url": f"http://127.0.0.1:{crm}"}  # fmt: skip
 
 
 def _outside_phone(table: SegmentTable) -> str:
@@ -47,7 +63,7 @@ def _outside_phone(table: SegmentTable) -> str:
     raise RuntimeError(f"the segment table has no number of {OUTSIDE_PROVINCE}")
 
 
-async def run_demo(settings: Settings, *, flows: int, seed: int) -> int:
+async def run_demo(settings: Settings, *, flows: int, seed: int, serve: bool = False) -> int:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="signhub-demo-"))
     s = demo_settings(settings, workdir)
@@ -58,18 +74,54 @@ async def run_demo(settings: Settings, *, flows: int, seed: int) -> int:
     await hub.start()
     try:
         sims = await _simulators(s, world, p, workdir)
+        sites = await serve_web_sites(sims, addresses(s, tuple(DEMO_BANKS)), table)
         try:
             runs = await drive(sims, p, DEMO_BANKS)
+            web = await _operator_channel(sites, world, p)
             changes = await change_agreements(sims, runs, seed, randoms=3)
             await _send_garbage(sims)
             await _settled(hub, sims, runs)
-            return await _summary(hub, sims, runs, changes, s, workdir, time.monotonic() - started)
+            code = await _summary(hub, sims, runs, changes, s, workdir, time.monotonic() - started)
+            code = _web_summary(web, sites, serve) or code
+            if serve:
+                await _serve_until_interrupted(sites)
+            return code
         finally:
+            await sites.stop()
             await sims.close()
     finally:
         await hub.stop()
         await delete_topology(s.amqp_url.get_secret_value(), hub.hub_names, hub.registry.parties(),
                               len(s.retry_delays_s))  # fmt: skip
+
+
+async def _operator_channel(sites: WebSites, world: World, p: Plan) -> WebRun:
+    """One flow-1 signing over HTTP: web hall, the hub's entry, the bank's page, the result."""
+    used = {s.phone for s in (*p.happy, p.silent, p.fails, p.duplicate)}
+    phone = next(s.phone for prov in DEMO_PROVINCES for s in world.signable(prov) if s.phone not in used)
+    assert sites.hall is not None
+    bank = DEMO_BANKS[1]  # CCB: its notice reaches the web hall through the hub
+    return await walk_operator_channel(
+        sites.hall.config.base_url, phone, bank, world.usable_accounts(bank)[-1]
+    )
+
+
+def _web_summary(web: WebRun, sites: WebSites, serve: bool) -> int:
+    assert sites.hall is not None
+    ok = web.state == web.expected
+    print(f"operator channel (web hall -> hub -> {web.bank} signing page, over HTTP): {web.state}"
+          + ("" if ok else f" UNEXPECTED, expected {web.expected}"), flush=True)  # fmt: skip
+    print(f"walk through the operator channel in a browser: {sites.hall.config.base_url}/"
+          + ("" if serve else " (run `signhub demo --serve` to keep it up)"), flush=True)  # fmt: skip
+    return 0 if ok else 1
+
+
+async def _serve_until_interrupted(sites: WebSites) -> None:
+    a = sites.addresses
+    hall = sites.hall.config.base_url if sites.hall else "(none)"
+    print(f"serving until Ctrl-C: web hall {hall}/ ; hub {a.hub} ; bank pages {a.bank_site}/bank/<BANK>/sign ;"
+          f" CRM API {a.crm_api}", flush=True)  # fmt: skip
+    await asyncio.Event().wait()
 
 
 async def _simulators(s: Settings, world: object, p: Plan, workdir: Path) -> Simulators:

@@ -23,6 +23,7 @@ from simulators.crm import CrmSimulator
 from simulators.crm_register import CrmKnobs
 from simulators.party import HandlerError, PartyClient
 from simulators.seed import World, build_world
+from simulators.web_sites import WebSettings, addresses, serve_web_sites
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ async def _connect_all(
     return clients
 
 
-class RunSettings(Protocol):
+class RunSettings(WebSettings, Protocol):
     """What `run_forever` reads of the hub's settings (an outside party shares only these)."""
 
     @property
@@ -141,12 +142,17 @@ async def run_forever(
         settings.files / "sms",
         wait_s=_HUB_START_WAIT_S,
     )
+    # Flow 1's web sites: the web hall, the banks' signing pages, the CRMs' eligibility API.
+    sites = await serve_web_sites(sims, addresses(settings, tuple(settings.banks)), table)
+    log.info("web hall %s, bank pages %s", sites.hall.config.base_url if sites.hall else "(none)",
+             sites.addresses.bank_site)  # fmt: skip
     try:
         if sign_every_s:
             await _sign_now_and_then(sims, sign_every_s, random.Random(seed))
         else:
             await asyncio.Event().wait()  # serve until cancelled
     finally:
+        await sites.stop()
         await sims.close()
 
 

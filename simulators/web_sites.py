@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -17,9 +18,11 @@ from pydantic import SecretStr
 
 from simulators.bank_pages import BankPages, bank_pages_app
 from simulators.crm_api import crm_api
-from simulators.runner import Simulators
 from simulators.seed import SegmentLookup
 from simulators.web_hall import HallConfig, WebHall, web_hall_app
+
+if TYPE_CHECKING:
+    from simulators.runner import Simulators
 
 log = logging.getLogger(__name__)
 _START_WAIT_S = 10.0
@@ -42,6 +45,12 @@ class WebSettings(Protocol):
     def http_port(self) -> int: ...
     @property
     def sim_crm_api_url(self) -> str: ...
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ async def test_the_demo_drives_every_scenario_through_the_broker_as_expected(
     out = capsys.readouterr().out
     assert code == 0, out
     assert "all outcomes as expected" in out
+    assert "over HTTP): ACTIVE" in out and "walk through the operator channel in a browser: http://" in out
     for expected in ("MANUAL_REVIEW:DUPLICATE_AGREEMENT", "REJECTED:CRM_TIMEOUT", "REJECTED:UNKNOWN_SEGMENT",
                      "dead letters: 1 (INVALID_MESSAGE: 1)", "manual queue: 1 open case(s)"):  # fmt: skip
         assert expected in out
