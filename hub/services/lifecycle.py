@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from contracts.bank import BankModifyRequest, BankUnsignRequest, SignResult
-from contracts.common import AgreementState, QueueReason, ReasonCode
+from contracts.bank import BankModifyRequest, BankUnsignRequest
+from contracts.common import QueueReason, ReasonCode
 from contracts.crm import CrmModifyRequest, CrmUnsignRequest
-from contracts.routing import Party, PartyKind
 from hub.agreements import Agreement, AgreementStatus, FlowState
 from hub.flows import modifying, unsigning
 from hub.flows.changes import Applied, Verdict
 from hub.flows.common import Refused
+from hub.flows.duplicates import held_result
 from hub.flows.modifying import NewTerms
-from hub.outgoing import Outgoing
 from hub.services.context import Ctx
 
 
@@ -97,14 +96,12 @@ async def _withdraw_case(ctx: Ctx, cancelled: Agreement) -> None:
     """The bank cancelled an agreement an operator had not decided on yet: the case closes, and
     the bank gets the one more `sign.result` it was promised (REJECTED)."""
     case = await ctx.uow.open_case_for(cancelled.agreement_id)
-    if case is not None:
-        await ctx.uow.close_case(case.case_id, "WITHDRAWN", by=str(ctx.sender), reason="cancelled by the subscriber",
-                                 now=ctx.now)  # fmt: skip
-    bank, _, request_id = (cancelled.flow_key or "").partition("|")
-    flow = await ctx.uow.flow(bank, request_id) if request_id else None
-    if flow is None or flow.state is not FlowState.MANUAL_REVIEW:
+    if case is None:
         return
-    await ctx.uow.save_flow(replace(flow, state=FlowState.CONFIRM_REJECTED), ctx.now)
-    body = SignResult(request_id=flow.request_id, bank_agreement_no=cancelled.bank_agreement_no,
-                      status=AgreementState.REJECTED, reason_code=ReasonCode.CANCELLED_BY_SUBSCRIBER)  # fmt: skip
-    ctx.out.append(Outgoing(Party(PartyKind.BANK, flow.bank), "sign.result", body, flow.confirm_message_id))
+    await ctx.uow.close_case(case.case_id, "WITHDRAWN", by=str(ctx.sender), reason="cancelled by the subscriber",
+                             now=ctx.now)  # fmt: skip
+    ctx.out.append(held_result(case, cancelled, ReasonCode.CANCELLED_BY_SUBSCRIBER))
+    bank, _, request_id = case.flow_key.partition("|")
+    flow = await ctx.uow.flow(bank, request_id) if request_id else None
+    if flow is not None and flow.state is FlowState.MANUAL_REVIEW:
+        await ctx.uow.save_flow(replace(flow, state=FlowState.CONFIRM_REJECTED), ctx.now)

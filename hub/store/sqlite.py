@@ -36,6 +36,15 @@ def outbox_row(row: Any) -> OutboxRow:
     )  # fmt: skip
 
 
+def case_of(row: Any) -> Case:
+    return Case(
+        case_id=row["case_id"], phone=row["phone"], new_agreement_id=row["new_agreement_id"],
+        existing_agreement_id=row["existing_agreement_id"], flow_key=row["flow_key"],
+        message_id=row["message_id"], sender=row["sender"], opened_at=datetime.fromisoformat(row["opened_at"]),
+        source=row["source"], state=row["state"],
+    )  # fmt: skip
+
+
 class _Db:
     """Executes statements and translates driver errors (hub.store.dbapi.Db on SQLite)."""
 
@@ -196,18 +205,15 @@ class SqliteUnitOfWork:
         )
         return [dict(r) for r in rows]
 
+    async def case(self, case_id: str) -> Case | None:
+        row = await self._db.one("SELECT * FROM cases WHERE case_id=?" + self._db.for_update, (case_id,))
+        return None if row is None else case_of(row)
+
     async def open_case_for(self, agreement_id: str) -> Case | None:
         row = await self._db.one(
             "SELECT * FROM cases WHERE new_agreement_id=? AND state='OPEN'", (agreement_id,)
         )
-        if row is None:
-            return None
-        return Case(
-            case_id=row["case_id"], phone=row["phone"], new_agreement_id=row["new_agreement_id"],
-            existing_agreement_id=row["existing_agreement_id"], flow_key=row["flow_key"],
-            message_id=row["message_id"], sender=row["sender"], opened_at=datetime.fromisoformat(row["opened_at"]),
-            source=row["source"], state=row["state"],
-        )  # fmt: skip
+        return None if row is None else case_of(row)
 
     async def close_case(self, case_id: str, state: str, *, by: str, reason: str, now: datetime) -> None:
         await self._db.run(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hub.bootstrap import Hub
+from hub.services.operations import replay_dead
 from hub.store.sqlite import SqliteStore
 from tests.support.data import fresh_phone, sign_request
 from tests.support.flaky import FlakyStore
@@ -63,3 +64,31 @@ async def test_a_store_that_stays_busy_ends_in_the_dead_queue_as_retries_exhaust
     )
     rows = await hub.store.query("SELECT reason FROM dead_messages WHERE message_id='always-busy'")
     assert rows == [{"reason": "RETRIES_EXHAUSTED"}]
+
+
+async def test_a_replayed_dead_message_takes_effect_once_however_often_it_is_pressed(
+    flaky_hub: tuple[Hub, Probe, FlakyStore],
+) -> None:
+    hub, probe, store = flaky_hub
+    request = sign_request(fresh_phone())
+    store.failures["replay-me"] = -1
+    await probe.publish("bank.ICBC", "sign.request", request, message_id="replay-me")
+    await probe.expect("dead copy", lambda r: r.queue.endswith(".dead") and r.message_id == "replay-me")
+    store.failures["replay-me"] = 0
+    dead = await hub.store.query("SELECT dead_id FROM dead_messages WHERE message_id='replay-me'")
+    channel = await hub.connection.channel()
+    try:
+        for _ in range(2):
+            assert await replay_dead(
+                hub.store, hub.deps, channel, hub.hub_names, dead[0]["dead_id"], by="op"
+            ) == ("bank.ICBC.sign.request")
+    finally:
+        await channel.close()
+    await probe.expect(
+        "verify.request from the replay", to("crm.GD", "verify.request", phone=request["phone"])
+    )
+    marker = await probe.publish("bank.ICBC", "sign.request", {"bad": True})
+    await probe.expect("the marker's refusal", to("bank.ICBC", "message.rejected", message_id=marker))
+    assert len(probe.all(to("crm.GD", "verify.request", phone=request["phone"]))) == 1
+    state = await hub.store.query("SELECT state FROM dead_messages WHERE message_id='replay-me'")
+    assert state == [{"state": "REPLAYED"}]

@@ -1,0 +1,112 @@
+"""What operations staff do through the hub (the console and `signhub ops` call these):
+resolve a duplicate-signing case, replay or discard a refused message.
+
+Each action is one unit of work: the state change, its history and audit event, and the
+messages it causes (through the outbox) commit together.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel
+
+from contracts import envelope as env
+from hub.agreements import FlowState
+from hub.flows.duplicates import Resolution, resolve
+from hub.messaging.outbound import to_rows
+from hub.messaging.retry import H_USER_ID
+from hub.messaging.topology import HubNames
+from hub.services.context import Deps
+from hub.store.unit_of_work import Store, UnitOfWork
+
+
+class OperationRefused(Exception):
+    """The action cannot be taken (unknown or already closed case or message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseOutcome:
+    case_id: str
+    resolution: Resolution
+    messages: list[str]  # routing keys of what was sent, for the operator's confirmation page
+
+
+async def resolve_case(store: Store, deps: Deps, case_id: str, resolution: Resolution, *, by: str, reason: str
+                       ) -> CaseOutcome:  # fmt: skip
+    """Applies an operator's (already approved) resolution of an OPEN case."""
+    if not reason.strip():
+        raise OperationRefused("a resolution needs a reason")
+    now = deps.clock()
+    async with store.unit_of_work() as uow:
+        case = await uow.case(case_id)
+        if case is None or case.state != "OPEN":
+            raise OperationRefused(f"case {case_id} is not open")
+        held = await uow.agreement(case.new_agreement_id)
+        existing = await uow.agreement(case.existing_agreement_id) if case.existing_agreement_id else None
+        assert held is not None
+        decided = resolve(case, held, existing, resolution, now)
+        for change in decided.changes:
+            await uow.update_agreement(change.after, expected_version=change.before.version)
+            await uow.record_change(change.before, change.after, source=f"operator:{by}", message_id=None,
+                                    change=f"RESOLVE_{resolution.value}", now=now)  # fmt: skip
+        await uow.close_case(case_id, "RESOLVED", by=by, reason=f"{resolution.value}: {reason}", now=now)
+        await _settle_flow(uow, case.flow_key, resolution, now)
+        await uow.add_event(now, "case.resolved", agreement_id=held.agreement_id, flow_key=case.flow_key,
+                            party=f"operator:{by}", detail={"case_id": case_id, "resolution": resolution.value,
+                                                            "reason": reason})  # fmt: skip
+        await uow.add_outbox(to_rows(decided.out, deps.names, deps.new_id), now)
+    return CaseOutcome(case_id, resolution, [f"{o.to}.{o.type}" for o in decided.out])
+
+
+async def _settle_flow(uow: UnitOfWork, flow_key: str, resolution: Resolution, now: datetime) -> None:
+    bank, _, request_id = flow_key.partition("|")
+    flow = await uow.flow(bank, request_id) if request_id and not flow_key.startswith("session:") else None
+    if flow is not None and flow.state is FlowState.MANUAL_REVIEW:
+        state = FlowState.ACTIVE if resolution is Resolution.REPLACE else FlowState.CONFIRM_REJECTED
+        await uow.save_flow(replace(flow, state=state), now)
+
+
+async def replay_dead(store: Store, deps: Deps, channel: AbstractChannel, hub: HubNames, dead_id: str, *, by: str
+                      ) -> str:  # fmt: skip
+    """Puts a refused message's stored original straight on the hub's inbound queue, keeping its
+    sender, message_id and body (CONTRACT.md). A refused message never counted as processed, so
+    the replay takes effect once however often it is pressed: a second one is a repeat."""
+    rows = await store.query("SELECT * FROM dead_messages WHERE dead_id=?", (dead_id,))
+    if not rows or rows[0]["state"] == "DISCARDED":
+        raise OperationRefused(f"no replayable dead message {dead_id}")
+    dead = rows[0]
+    props: dict[str, Any] = json.loads(dead["properties"])
+    headers = {k: v for k, v in (props.get("headers") or {}).items() if not k.startswith("x-signhub-")}
+    headers |= {env.H_REPLAY: by, env.H_ROUTING_KEY: dead["routing_key"]}
+    if props.get("user_id"):
+        headers[H_USER_ID] = props["user_id"]
+    message = aio_pika.Message(
+        deps.protector.decrypt(dead["original_enc"]), message_id=props.get("message_id"), type=props.get("type"),
+        content_type=props.get("content_type"), correlation_id=props.get("correlation_id"), headers=headers,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )  # fmt: skip
+    await channel.default_exchange.publish(message, routing_key=hub.inbound_queue, mandatory=True)
+    await _mark_dead(store, deps, dead_id, "REPLAYED", by=by, reason="replayed")
+    return str(dead["routing_key"])
+
+
+async def discard_dead(store: Store, deps: Deps, dead_id: str, *, by: str, reason: str) -> None:
+    if not reason.strip():
+        raise OperationRefused("discarding needs a reason")
+    rows = await store.query("SELECT state FROM dead_messages WHERE dead_id=?", (dead_id,))
+    if not rows or rows[0]["state"] == "DISCARDED":
+        raise OperationRefused(f"no open dead message {dead_id}")
+    await _mark_dead(store, deps, dead_id, "DISCARDED", by=by, reason=reason)
+
+
+async def _mark_dead(store: Store, deps: Deps, dead_id: str, state: str, *, by: str, reason: str) -> None:
+    now = deps.clock()
+    async with store.unit_of_work() as uow:
+        await uow.execute("UPDATE dead_messages SET state=? WHERE dead_id=?", (state, dead_id))
+        await uow.add_event(now, f"dead.{state.lower()}", party=f"operator:{by}",
+                            detail={"dead_id": dead_id, "reason": reason})  # fmt: skip
