@@ -59,6 +59,14 @@ NOTES: Final[tuple[str, ...]] = (
     "BOSS parties get `message.rejected` too: the contract's Failures rules apply to every sender.",
     "Operations are described from the hub's point of view: `receive` on the inbound exchange is "
     "what a party publishes; `send` on the outbound exchange is what a party consumes from its queue.",
+    "Flow 1: a `sign.confirmed` or `sign.failed` naming a `session_id` is taken only from the bank the "
+    "session was opened for, after its signing page redeemed the session's token, and within 30 minutes "
+    "of the session's opening; otherwise `sign.result` `REJECTED`, `UNKNOWN_REQUEST` (a `sign.failed` "
+    "changes nothing). Another phone or other terms than the CRM's is `REQUEST_MISMATCH`.",
+    "Flow 1: `sign.result` for a session carries `session_id` and no `request_id`; `sign.notify` carries "
+    "`channel` `OPERATOR_WEB`. One failed check at the bank's page ends the session (`sign.failed`).",
+    "Flow 1's HTTP side (web halls and bank pages) is described in the README, section \"Operator "
+    'channel", and in `contracts/web.py`.',
 )
 
 _KIND_PARTIES: Final[dict[PartyKind, str]] = {
