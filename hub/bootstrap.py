@@ -23,7 +23,7 @@ from faststream.rabbit import RabbitBroker
 
 from contracts.topology import Names
 from hub.console.agreements_api import agreements_router
-from hub.consumers.inbound import register_consumers
+from hub.consumers.inbound import GroupCommitter, register_consumers
 from hub.faults import Faults
 from hub.flows.common import NewId, Timing
 from hub.flows.modifying import Bounds
@@ -73,6 +73,7 @@ class Hub:
     entry: SigningEntry | None = None
     sweeper: SessionSweeper | None = None
     housekeeper: Housekeeper | None = None
+    committer: GroupCommitter | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -80,6 +81,8 @@ class Hub:
         return self.deps.registry
 
     async def start(self) -> None:
+        if self.committer is not None:
+            self.tasks.append(asyncio.create_task(self.committer.run(), name="group-commit"))
         await self.broker.start()
         self.tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self.tasks.append(asyncio.create_task(self.timers.run(), name="crm-timers"))
@@ -92,15 +95,21 @@ class Hub:
         log.info("hub %s started: %d parties", self.deps.names.prefix, len(self.registry.parties()))
 
     async def stop(self) -> None:
-        await self.broker.stop()
-        if self.http is not None:
-            self.http.should_exit = True
+        # Background work first (a group being committed rolls back; its deliveries, never
+        # acknowledged, come again), then the consumers, the HTTP side and the connections.
         for task in self.tasks:
             if task.get_name() != "http":
                 task.cancel()
         for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            if task.get_name() != "http":
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.broker.stop()
+        if self.http is not None:
+            self.http.should_exit = True
+            for task in self.tasks:
+                if task.get_name() == "http":
+                    await task
         await self.connection.close()
         await self.store.close()
 
@@ -190,8 +199,8 @@ async def build_hub(
     intake = Intake(store, deps, retry, relay.wake, faults, require_user_id=settings.require_user_id)
     timers = CrmTimers(store, deps, relay.wake, poll_s=min(0.5, settings.crm_timeout_s / 5))
     broker = RabbitBroker(url, logger=None)
-    register_consumers(broker, hub_names, intake, settings.prefetch)
-    hub = Hub(settings, store, deps, intake, relay, timers, broker, connection, hub_names)
+    committer = register_consumers(broker, hub_names, intake, settings.prefetch)
+    hub = Hub(settings, store, deps, intake, relay, timers, broker, connection, hub_names, committer=committer)
     hub.entry = await build_signing_entry(settings, store, deps)
     hub.sweeper = SessionSweeper(store, deps, poll_s=min(5.0, settings.session_window_s / 10))
     hub.housekeeper = Housekeeper(store, deps.protector, clock, timedelta(days=settings.retention_days),

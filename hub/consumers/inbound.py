@@ -75,16 +75,44 @@ async def _raw_body(message: RabbitMessage) -> bytes:
     return message.body  # the intake parses; FastStream must not decode (a body may be garbage)
 
 
-def register_consumers(broker: RabbitBroker, hub: HubNames, intake: Intake, prefetch: int) -> None:
-    channel = Channel(prefetch_count=prefetch)
+class GroupCommitter:
+    """Collects deliveries while the previous group is being committed, then hands them to the
+    intake as one group. The subscriber only queues a delivery and returns, so the broker keeps
+    up to `prefetch` unacknowledged deliveries coming; each is acknowledged after its group's
+    commit. Under light load a group is one message: no delivery ever waits for company."""
+
+    def __init__(self, intake: Intake, names: Names, max_group: int) -> None:
+        self._intake = intake
+        self._names = names
+        self._max_group = max_group
+        self._queue: asyncio.Queue[RabbitMessage] = asyncio.Queue()
+
+    async def submit(self, message: RabbitMessage) -> None:
+        await self._queue.put(message)
+
+    async def run(self) -> None:
+        while True:
+            group = [await self._queue.get()]
+            while len(group) < self._max_group and not self._queue.empty():
+                group.append(self._queue.get_nowait())
+            deliveries = [delivery_from(m.raw_message, self._names) for m in group]
+            actions = await self._intake.take_batch(deliveries)
+            for message, action in zip(group, actions, strict=True):
+                await _settle(message, action)
+
+
+def register_consumers(broker: RabbitBroker, hub: HubNames, intake: Intake, prefetch: int) -> GroupCommitter:
+    committer = GroupCommitter(intake, hub.names, max_group=prefetch)
 
     @broker.subscriber(RabbitQueue(hub.inbound_queue, declare=False), ack_policy=AckPolicy.MANUAL,
-                       decoder=_raw_body, channel=channel)  # fmt: skip
+                       decoder=_raw_body, channel=Channel(prefetch_count=prefetch))  # fmt: skip
     async def hub_inbound(body: bytes, message: RabbitMessage) -> None:
-        await _settle(message, await intake.take(delivery_from(message.raw_message, hub.names)))
+        await committer.submit(message)
 
     @broker.subscriber(RabbitQueue(hub.poison_queue, declare=False), ack_policy=AckPolicy.MANUAL,
                        decoder=_raw_body, channel=Channel(prefetch_count=1))  # fmt: skip
     async def hub_poison(body: bytes, message: RabbitMessage) -> None:
         delivery = delivery_from(message.raw_message, hub.names)
         await _settle(message, await intake.take(delivery, poisoned=True))
+
+    return committer

@@ -30,7 +30,7 @@ from hub.outgoing import Outgoing, QueueCopy, Target
 from hub.protection import mask_digits_in_text
 from hub.services.context import Ctx, Deps
 from hub.services.dispatch import handler_for
-from hub.store.unit_of_work import DeadRecord, Store
+from hub.store.unit_of_work import DeadRecord, Store, UnitOfWork
 
 log = logging.getLogger("signhub.intake")
 MAX_BODY = 64 * 1024
@@ -57,42 +57,82 @@ class Intake:
     async def take(self, d: Delivery, *, poisoned: bool = False) -> Action:
         if poisoned:
             return await self._give_up(d, "the message was delivered too often without being processed")
+        return (await self.take_batch([d]))[0]
+
+    async def take_batch(self, batch: list[Delivery]) -> list[Action]:
+        """Group commit: every accepted message of the batch in ONE transaction, each in its own
+        savepoint (a failing message rolls back only itself); acknowledged only after the commit.
+        Refusals and retries, the rare paths, are then handled one by one."""
+        verdicts = [self._classify(d) for d in batch]
+        actions: list[Action | None] = [None] * len(batch)
+        later: list[tuple[int, Rejected | Exception]] = []
+        accepted = [(i, v) for i, v in enumerate(verdicts) if isinstance(v, Accepted)]
+        later += [(i, v) for i, v in enumerate(verdicts) if isinstance(v, Rejected)]
+        if accepted:
+            try:
+                later += await self._commit_group(batch, accepted)
+            except Exception as exc:  # the commit itself failed: nothing of the group holds
+                later = [x for x in later if isinstance(x[1], Rejected)] + [(i, exc) for i, _ in accepted]
+            failed = {i for i, _ in later}
+            done = [(i, acc.msg_type) for i, acc in accepted if i not in failed]
+            for i, msg_type in done:
+                actions[i] = Action.ACK
+                self._count("processed")
+                self._faults.maybe_crash("after_commit", msg_type)
+            if done:
+                self._wake_relay()
+        for i, problem in later:
+            if isinstance(problem, Rejected):
+                actions[i] = await self._refuse_or_retry(batch[i], problem)
+            else:
+                actions[i] = await self._retry_or_give_up(batch[i], problem)
+        return [a if a is not None else Action.REQUEUE for a in actions]
+
+    def _classify(self, d: Delivery) -> Accepted | Rejected:
         verdict = classify(d, self._deps.registry, require_user_id=self._require_user_id, max_body=MAX_BODY,
                            user_prefix=f"{self._deps.names.prefix}.")  # fmt: skip
         if isinstance(verdict, Accepted) and handler_for(verdict) is None:
-            verdict = Rejected(QueueReason.NOT_SUPPORTED, [f"{verdict.msg_type} is not handled by this hub yet"],
-                               verdict.sender, verdict.msg_type)  # fmt: skip
-        if isinstance(verdict, Rejected):
-            return await self._refuse_or_retry(d, verdict)
-        try:
-            await self._process(d, verdict)
-        except Refused as refused:
-            return await self._refuse_or_retry(d, Rejected(refused.reason, [refused.error], verdict.sender,
-                                                           verdict.msg_type))  # fmt: skip
-        except Exception as exc:
-            return await self._retry_or_give_up(d, exc)
-        self._count("processed")
-        self._faults.maybe_crash("after_commit", verdict.msg_type)
-        self._wake_relay()
-        return Action.ACK
+            return Rejected(QueueReason.NOT_SUPPORTED, [f"{verdict.msg_type} is not handled by this hub yet"],
+                            verdict.sender, verdict.msg_type)  # fmt: skip
+        return verdict
 
-    async def _process(self, d: Delivery, accepted: Accepted) -> None:
+    async def _commit_group(
+        self, batch: list[Delivery], accepted: list[tuple[int, Accepted]]
+    ) -> list[tuple[int, Rejected | Exception]]:
+        failed: list[tuple[int, Rejected | Exception]] = []
+        async with self._store.unit_of_work() as uow:
+            for i, acc in accepted:
+                await uow.execute("SAVEPOINT message")
+                try:
+                    await self._apply(uow, batch[i], acc)
+                except Refused as refused:
+                    failed.append((i, Rejected(refused.reason, [refused.error], acc.sender, acc.msg_type)))
+                except Exception as exc:
+                    failed.append((i, exc))
+                else:
+                    await uow.execute("RELEASE SAVEPOINT message")
+                    continue
+                await uow.execute("ROLLBACK TO SAVEPOINT message")
+                await uow.execute("RELEASE SAVEPOINT message")
+        return failed
+
+    async def _apply(self, uow: UnitOfWork, d: Delivery, accepted: Accepted) -> None:
+        """One accepted message's effect inside the caller's unit of work."""
         handler = handler_for(accepted)
         assert handler is not None
         now = self._deps.clock()
-        async with self._store.unit_of_work() as uow:
-            ctx = Ctx(uow, self._deps, accepted.sender, accepted.message_id, d.routing_key, d.correlation_id,
-                      d.body, now)  # fmt: skip
-            if await uow.seen(str(accepted.sender), accepted.message_id):
-                # A broker redelivery (the hub died before its ack) is not the party asking again:
-                # the answer is already in the outbox, so no copy is due.
-                if not d.redelivered:
-                    await ctx.copy_latest_answer_to(accepted.message_id)
-                self._count("repeats")
-            else:
-                await uow.remember(str(accepted.sender), accepted.message_id, accepted.msg_type, now)
-                await handler(ctx, accepted.message)
-            await uow.add_outbox(to_rows(ctx.out, self._deps.names, self._deps.new_id) + ctx.copies, now)
+        ctx = Ctx(uow, self._deps, accepted.sender, accepted.message_id, d.routing_key, d.correlation_id,
+                  d.body, now)  # fmt: skip
+        if await uow.seen(str(accepted.sender), accepted.message_id):
+            # A broker redelivery (the hub died before its ack) is not the party asking again:
+            # the answer is already in the outbox, so no copy is due.
+            if not d.redelivered:
+                await ctx.copy_latest_answer_to(accepted.message_id)
+            self._count("repeats")
+        else:
+            await uow.remember(str(accepted.sender), accepted.message_id, accepted.msg_type, now)
+            await handler(ctx, accepted.message)
+        await uow.add_outbox(to_rows(ctx.out, self._deps.names, self._deps.new_id) + ctx.copies, now)
 
     async def _refuse_or_retry(self, d: Delivery, rejected: Rejected) -> Action:
         try:

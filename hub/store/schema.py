@@ -74,4 +74,20 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE state IN ('CREATED', 'ENTERED', 'AT_BANK');
     CREATE INDEX signing_sessions_phone ON signing_sessions (phone);
     """,
+    # 5: reconciliation (flow 3): each party's file, keyed by (party, file_name), with its outcome,
+    # its progress (so a restarted hub goes on where it stopped) and records held past a cut-off.
+    """
+    CREATE TABLE recon_files (
+        party TEXT NOT NULL, file_name TEXT NOT NULL, business_date TEXT NOT NULL, scope TEXT NOT NULL,
+        record_count INTEGER NOT NULL, sha256 TEXT NOT NULL, message_id TEXT NOT NULL, state TEXT NOT NULL,
+        received_at TEXT NOT NULL, finished_at TEXT, progress INTEGER NOT NULL DEFAULT 0, counts TEXT,
+        reason TEXT, errors_file TEXT, errors_count INTEGER, applied INTEGER, failed INTEGER,
+        PRIMARY KEY (party, file_name));
+    CREATE INDEX recon_files_state ON recon_files (state, received_at);
+    CREATE UNIQUE INDEX recon_files_errors ON recon_files (party, errors_file) WHERE errors_file IS NOT NULL;
+    CREATE TABLE recon_held (
+        party TEXT NOT NULL, record_key TEXT NOT NULL, side TEXT NOT NULL, line TEXT,
+        business_date TEXT NOT NULL, PRIMARY KEY (party, record_key));
+    CREATE INDEX agreements_province ON agreements (province);
+    """,
 )
