@@ -38,6 +38,7 @@ from hub.segments import SegmentTable
 from hub.services.context import Deps
 from hub.services.housekeeping import Housekeeper
 from hub.services.operator_signing import SessionSweeper
+from hub.services.reconciliation import Reconciler
 from hub.services.signing_entry import SigningEntry, WebConfig, WebHall, post_json
 from hub.services.timers import CrmTimers
 from hub.settings import Settings, SettingsError
@@ -72,6 +73,7 @@ class Hub:
     http: uvicorn.Server | None = None
     entry: SigningEntry | None = None
     sweeper: SessionSweeper | None = None
+    reconciler: Reconciler | None = None
     housekeeper: Housekeeper | None = None
     committer: GroupCommitter | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -88,6 +90,8 @@ class Hub:
         self.tasks.append(asyncio.create_task(self.timers.run(), name="crm-timers"))
         if self.sweeper is not None:
             self.tasks.append(asyncio.create_task(self.sweeper.run(), name="session-sweeper"))
+        if self.reconciler is not None:
+            self.tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
         if self.housekeeper is not None:
             self.tasks.append(asyncio.create_task(self.housekeeper.run(), name="housekeeping"))
         if self.http is not None:
@@ -203,6 +207,9 @@ async def build_hub(
     hub = Hub(settings, store, deps, intake, relay, timers, broker, connection, hub_names, committer=committer)
     hub.entry = await build_signing_entry(settings, store, deps)
     hub.sweeper = SessionSweeper(store, deps, poll_s=min(5.0, settings.session_window_s / 10))
+    if not settings.store_is_postgres and settings.store != ":memory:":
+        # Reconciliation exports the hub's side from the SQLite file (PostgreSQL: not yet).
+        hub.reconciler = Reconciler(store, deps, Path(settings.files), settings.store, relay.wake)
     hub.housekeeper = Housekeeper(store, deps.protector, clock, timedelta(days=settings.retention_days),
                                   timedelta(seconds=settings.housekeeping_every_s))  # fmt: skip
     if with_http:

@@ -82,6 +82,7 @@ class BankAgreement:
     recharge_amount: int | None = None
     auto_pay: bool | None = None
     signed_at: str = ""
+    changed_at: str = ""  # last change, for the DAILY reconciliation file
 
     def apply_version(self, version: int | None) -> bool:
         """Take a change of `version`; False for one older than what the bank has (drop it)."""
@@ -89,6 +90,7 @@ class BankAgreement:
             return False
         if version is not None:
             self.agreement_version = version
+        self.changed_at = now_local().isoformat()
         return True
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from contracts.common import Outcome, SyncAction, SyncOutcome
+from contracts.common import Outcome, Scope, SyncAction, SyncOutcome
 from contracts.crm import (
     BossSync,
     BossSynced,
@@ -23,13 +24,15 @@ from contracts.crm import (
     CrmModifyResult,
     CrmUnsignRequest,
     CrmUnsignResult,
+    ErrorsApplied,
     ModifyNotify,
     SignNotify,
     SignSynced,
     UnsignNotify,
     VerifyRequest,
 )
-from simulators import sms
+from contracts.recon import ReconErrors
+from simulators import recon_files, sms
 from simulators.crm_register import CrmAgreement, CrmKnobs, provisional_agreement, verify_answer
 from simulators.party import PartyClient
 from simulators.recording import Received, Recorder
@@ -52,6 +55,7 @@ class CrmSimulator:
         subscribers: Iterable[Subscriber],
         knobs: CrmKnobs | None = None,
         sms_log: Path | None = None,
+        files: Path | None = None,
     ) -> None:
         self.client = client
         self.province = client.party.code
@@ -61,6 +65,8 @@ class CrmSimulator:
         self.boss_results: dict[str, list[str]] = {}
         self.sms = sms.SmsLog(sms_log)
         self.recorder = Recorder(str(client.party))
+        self.files = files  # the shared file area of reconciliation files
+        self.errors_applied: dict[str, tuple[int, int]] = {}  # error file -> (applied, failed)
         self._pending_terms: dict[str, dict[str, Any]] = {}
         for subscriber in self.register.values():
             agreement = provisional_agreement(subscriber)
@@ -74,6 +80,7 @@ class CrmSimulator:
             "boss.synced": self._on_boss_synced,
             "unsign.result": self._on_unsign_result,
             "modify.result": self._on_modify_result,
+            "recon.errors": self._on_recon_errors,
         }
 
     async def start(self, *, wait_s: float = 0.0) -> None:
@@ -185,6 +192,7 @@ class CrmSimulator:
             recharge_amount=notify.recharge_amount,
             auto_pay=notify.auto_pay,
             signed_at=notify.signed_at.isoformat(),
+            changed_at=now_local().isoformat(),
         )
 
     async def _on_unsign_notify(self, raw: bytes, incoming: AbstractIncomingMessage) -> None:
@@ -241,6 +249,7 @@ class CrmSimulator:
         if version is not None and version <= agreement.version:
             return None
         agreement.version = version or agreement.version
+        agreement.changed_at = now_local().isoformat()
         return agreement
 
     async def _sync_boss(self, agreement: CrmAgreement, action: SyncAction) -> None:
@@ -254,6 +263,35 @@ class CrmSimulator:
             auto_pay=agreement.auto_pay,
         )
         await self.client.publish("boss.sync", sync)
+
+    async def upload_file(self, day: date, scope: Scope) -> str:
+        """Writes this CRM's DAILY or MONTHLY file from its data and announces it; returns its name."""
+        assert self.files is not None, "a CRM without a file area cannot reconcile"
+        records = recon_files.crm_records(self.agreements.values(), day, scope)
+        uploaded = recon_files.upload(self.files, str(self.client.party), day, scope, records)
+        await self.client.publish("recon.file", uploaded.announcement)
+        return uploaded.announcement.file_name
+
+    async def _on_recon_errors(self, raw: bytes, incoming: AbstractIncomingMessage) -> None:
+        """Flow 3 steps 6-10: correct the agreements, sync BOSS, tell the subscribers, answer."""
+        notice = ReconErrors.model_validate_json(raw)
+        assert self.files is not None, "a CRM without a file area cannot reconcile"
+        applied = failed = 0
+        for fields in recon_files.read_errors(
+            self.files, str(self.client.party), notice.file_name, notice.sha256
+        ):
+            try:
+                changed = recon_files.apply_error(self.agreements, fields)
+            except (ValueError, KeyError):
+                failed += 1
+                continue
+            applied += 1
+            if changed is not None:
+                await self._sync_boss(changed[0], SyncAction(changed[1]))
+                self.sms.send(changed[0].phone, sms.reconciled_text(changed[0].bank_code, changed[0].active))
+        self.errors_applied[notice.file_name] = (applied, failed)
+        answer = ErrorsApplied(file_name=notice.file_name, applied=applied, failed=failed)
+        await self.client.publish("errors.applied", answer, correlation_id=incoming.message_id)
 
     async def _on_boss_synced(self, raw: bytes, incoming: AbstractIncomingMessage) -> None:
         synced = BossSynced.model_validate_json(raw)

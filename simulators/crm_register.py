@@ -46,6 +46,7 @@ class CrmAgreement:
     status: str = "ACTIVE"  # ACTIVE or CANCELLED
     provisional: bool = False
     signed_at: str = ""
+    changed_at: str = ""  # last change, for the DAILY reconciliation file
 
     @property
     def active(self) -> bool:

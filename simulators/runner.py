@@ -64,6 +64,7 @@ async def start_simulators(
     boss_knobs: Mapping[str, BossKnobs] | None = None,
     wait_s: float = 0.0,
     prefetch: int = 64,
+    files: Path | None = None,
 ) -> Simulators:
     """Connect and start every party; `wait_s` bounds the wait for the hub's topology."""
     parties = [Party(PartyKind.BANK, b) for b in banks]
@@ -78,7 +79,7 @@ async def start_simulators(
         elif client.party.kind is PartyKind.CRM:
             sms_log = sms_dir / f"sms-{code}.log" if sms_dir is not None else None
             subscribers = world.subscribers.get(code, [])
-            sims.crms[code] = CrmSimulator(client, subscribers, (crm_knobs or {}).get(code), sms_log)
+            sims.crms[code] = CrmSimulator(client, subscribers, (crm_knobs or {}).get(code), sms_log, files)
         else:
             sims.bosses[code] = BossSimulator(client, (boss_knobs or {}).get(code))
     try:
@@ -141,6 +142,7 @@ async def run_forever(
         settings.provinces,
         settings.files / "sms",
         wait_s=_HUB_START_WAIT_S,
+        files=settings.files,
     )
     # Flow 1's web sites: the web hall, the banks' signing pages, the CRMs' eligibility API.
     sites = await serve_web_sites(sims, addresses(settings, tuple(settings.banks)), table)

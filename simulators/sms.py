@@ -46,6 +46,13 @@ def modified_text(bank_code: str, threshold: int | None, amount: int | None, aut
     return f"【中国移动】尊敬的客户，您的{bank_name(bank_code)}话费业务已变更为：{terms}。{_CANCEL_HINT}"
 
 
+def reconciled_text(bank_code: str, active: bool) -> str:
+    """The notice after reconciliation corrected the subscriber's agreement (flow 3, step 10)."""
+    state = "有效" if active else "已取消"
+    return (f"【中国移动】尊敬的客户，经与银行核对，您的{bank_name(bank_code)}话费自动充值/缴费签约状态为：{state}。"
+            f"{_CANCEL_HINT}")  # fmt: skip
+
+
 class SmsLog:
     """The SMS one CRM sent: kept in memory and, when a path is given, appended to that file."""
 

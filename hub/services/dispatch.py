@@ -7,7 +7,7 @@ from typing import Any
 
 from contracts.routing import PartyKind
 from hub.messaging.edge import Accepted
-from hub.services import bank_signing, boss_relay, lifecycle
+from hub.services import bank_signing, boss_relay, lifecycle, reconciliation
 from hub.services.context import Ctx
 
 Handler = Callable[[Ctx, Any], Awaitable[None]]
@@ -19,6 +19,9 @@ HANDLERS: dict[tuple[PartyKind, str], Handler] = {
     (_B, "sign.failed"): bank_signing.on_sign_failed,
     (_B, "unsign.request"): lifecycle.on_bank_unsign,
     (_B, "modify.request"): lifecycle.on_bank_modify,
+    (_B, "recon.file"): reconciliation.on_recon_file,
+    (_C, "recon.file"): reconciliation.on_recon_file,
+    (_C, "errors.applied"): reconciliation.on_errors_applied,
     (_C, "unsign.request"): lifecycle.on_crm_unsign,
     (_C, "modify.request"): lifecycle.on_crm_modify,
     (_C, "verify.response"): bank_signing.on_verify_response,

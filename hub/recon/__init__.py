@@ -1,0 +1,1 @@
+"""Reconciliation files (CONTRACT.md, "Reconciliation files"): format, checks and comparison."""

@@ -1,0 +1,242 @@
+"""Checking a party's file and comparing it with the hub's export, at the scale of a large bank.
+
+Synchronous, for a worker thread (`asyncio.to_thread`): the event loop never runs this. A byte
+pass checks the sha256, the line ends, the header, the trailer and the line count; DuckDB then
+checks every record against the same rules as `hub.recon.files` and full-outer-joins the file
+with the hub's export (plain `|` text, `hub.store.recon_export`), keeping only the pairs that
+differ. Memory is bounded by DuckDB's limit (it spills to the work directory), never by the
+file's size. A defect found by DuckDB is located by the line-by-line reader, which names the line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from hub.recon.files import (
+    BANK_FIELDS,
+    CRM_FIELDS,
+    FileDefect,
+    Header,
+    parse_header,
+    parse_trailer,
+    read_file,
+    record_regex,
+)
+from hub.store.rows import ts
+
+HUB_COLUMNS = ("agreement_id", "bank", "bank_agreement_no", "phone", "province", "status", "version",
+               "user_type", "recharge_threshold", "recharge_amount", "auto_pay", "signed_at", "changed_at")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Announced:
+    """What the party's `recon.file` said about its file."""
+
+    sender: str
+    business_date: date
+    scope: str
+    record_count: int
+    sha256: str
+
+
+def check_bytes(path: Path, announced: Announced) -> Header:
+    """The sha256, LF line ends, no empty line, header and trailer, and the number of lines."""
+    if not path.is_file():
+        raise FileDefect(f"line 1: no file {path.name} in the party's inbound folder")
+    digest, lines, first, last = _scan(path)
+    if digest != announced.sha256:
+        raise FileDefect(f"line 1: the file's sha256 is {digest}, the announcement says {announced.sha256}")
+    header = parse_header(first)
+    if header.sender != announced.sender:
+        raise FileDefect(f"line 1: the header names {header.sender}, the file came from {announced.sender}")
+    if (header.business_date, header.scope) != (announced.business_date, announced.scope):
+        raise FileDefect(f"line 1: the header says {header.business_date} {header.scope}, the announcement "
+                         f"{announced.business_date} {announced.scope}")  # fmt: skip
+    if lines < 2:
+        raise FileDefect("line 2: the trailer is missing")
+    trailer = parse_trailer(last, lines)
+    if trailer != lines - 2:
+        raise FileDefect(f"line {lines}: the trailer says {trailer} records, the file has {lines - 2}")
+    if header.record_count != lines - 2:
+        raise FileDefect(f"line 1: the header says {header.record_count} records, the file has {lines - 2}")
+    if announced.record_count != lines - 2:
+        raise FileDefect(f"line 1: the announcement says {announced.record_count} records, the file has "
+                         f"{lines - 2}")  # fmt: skip
+    return header
+
+
+def _scan(path: Path) -> tuple[str, int, str, str]:
+    """sha256, number of lines, first and last line; raises at a CR, an empty line or no final LF."""
+    digest = hashlib.sha256()
+    lines, tail, first = 0, b"\n", b""  # as if a line ended just before the file: an empty line 1 shows
+    with path.open("rb") as f:
+        while chunk := f.read(8 << 20):
+            digest.update(chunk)
+            joined = tail[-1:] + chunk
+            base = lines - 1 if tail.endswith(b"\n") else lines  # newlines before `joined`
+            _no_stray_bytes(joined, base)
+            if not first:
+                first = chunk.split(b"\n", 1)[0]
+            lines += chunk.count(b"\n")
+            tail = (tail + chunk)[-4096:]
+    if not first and lines == 0:
+        raise FileDefect("line 1: the file is empty")
+    if not tail.endswith(b"\n"):
+        raise FileDefect(f"line {lines + 1}: does not end with LF")
+    last = tail[:-1].rsplit(b"\n", 1)[-1]
+    try:
+        return digest.hexdigest(), lines, first.decode("utf-8"), last.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FileDefect("line 1: the header or the trailer is not UTF-8") from None
+
+
+def _no_stray_bytes(joined: bytes, base: int) -> None:
+    newline = b"\n"
+    cr = joined.find(b"\r")
+    if cr >= 0:
+        raise FileDefect(f"line {base + joined[:cr].count(newline) + 1}: a CR; lines end with LF alone")
+    empty = joined.find(b"\n\n")
+    if empty >= 0:
+        raise FileDefect(f"line {base + joined[: empty + 1].count(newline) + 1}: an empty line")
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    fields: tuple[str, ...]
+    key: str  # the hub's column the file's first field matches
+    time_fields: tuple[int, ...]  # 1-based positions (after D) of times
+    columns: str  # the file's typed columns, from s = string_split(line, '|')
+    differs: str  # SQL: both sides present and different
+
+
+_BANK = _Kind(
+    BANK_FIELDS, "bank_agreement_no", (9, 10),
+    "s[2] AS k, s[3] AS f_phone, s[4] AS f_last4, s[5] AS f_status, s[6] AS f_user_type,"
+    " nullif(s[7], '') AS f_thr, nullif(s[8], '') AS f_amt, s[9] = 'Y' AS f_auto_pay, s[10] AS f_signed_at,"
+    " s[11] AS f_changed_at",
+    "f_status <> h_status OR f_user_type <> h_user_type OR f_thr IS DISTINCT FROM h_recharge_threshold"
+    " OR f_amt IS DISTINCT FROM h_recharge_amount OR f_auto_pay <> h_auto_pay",
+)  # fmt: skip
+_CRM = _Kind(
+    CRM_FIELDS, "agreement_id", (9,),
+    "s[2] AS k, s[3] AS f_phone, s[4] AS f_bank_code, s[5] AS f_status, s[6] AS f_user_type,"
+    " nullif(s[7], '') AS f_thr, nullif(s[8], '') AS f_amt, s[9] = 'Y' AS f_auto_pay, s[10] AS f_changed_at",
+    "f_status <> h_status OR f_user_type <> h_user_type OR f_thr IS DISTINCT FROM h_recharge_threshold"
+    " OR f_amt IS DISTINCT FROM h_recharge_amount OR f_auto_pay <> h_auto_pay OR f_bank_code <> h_bank"
+    " OR f_phone <> h_phone",
+)  # fmt: skip
+KINDS = {"bank": _BANK, "crm": _CRM}
+
+
+def _read_lines(path: str) -> str:
+    return (f"read_csv('{_q(path)}', columns={{'line': 'VARCHAR'}}, header=false, delim='\\0', quote='',"
+            " escape='', skip=1, auto_detect=false, new_line='\\n')")  # fmt: skip
+
+
+def _q(text: str) -> str:
+    return text.replace("'", "''")
+
+
+class Comparison:
+    """One file against the hub's export, in a DuckDB database of its own under `work`."""
+
+    def __init__(self, work: Path, *, memory_mb: int = 512, threads: int = 2) -> None:
+        work.parent.mkdir(parents=True, exist_ok=True)
+        self.work = work
+        self.db = duckdb.connect(str(work))
+        self.db.execute(f"SET memory_limit='{memory_mb}MB'")
+        self.db.execute(f"SET threads={threads}")
+        self.db.execute(f"SET temp_directory='{_q(str(work.parent / (work.name + '.tmp')))}'")
+        self.db.execute("SET preserve_insertion_order=false")
+
+    def has_diff(self) -> bool:
+        return bool(self.db.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name='diff'").fetchone()[0])  # type: ignore[index]  # fmt: skip
+
+    def check_records(self, kind: str, path: Path) -> None:
+        """Every record well-formed and every key once; else the reader names the first bad line."""
+        spec = KINDS[kind]
+        row = self.db.execute(
+            f"SELECT count(*) FILTER (WHERE NOT ({self._ok(spec)})), count(*) FILTER (WHERE line LIKE 'D|%'),"
+            f" count(DISTINCT split_part(line, '|', 2)) FILTER (WHERE line LIKE 'D|%') FROM {_read_lines(str(path))}"
+        ).fetchone()  # fmt: skip
+        assert row is not None
+        bad, total, keys = row
+        if bad != 1 or keys != total:  # the trailer is the one line that is not a record
+            _locate(path, spec.fields)
+
+    def diff(self, kind: str, path: Path, hub_export: Path, start: datetime, end: datetime, daily: bool,
+             held_lines: Sequence[str] = (), held_keys: Sequence[str] = ()) -> int:  # fmt: skip
+        """Creates table `diff` (n, the file's record, the hub's record) of the pairs that differ."""
+        spec = KINDS[kind]
+        self.db.execute("CREATE OR REPLACE TABLE held_b (line VARCHAR)")
+        self.db.execute("CREATE OR REPLACE TABLE held_h (k VARCHAR)")
+        if held_lines:
+            self.db.executemany("INSERT INTO held_b VALUES (?)", [(line,) for line in held_lines])
+        if held_keys:
+            self.db.executemany("INSERT INTO held_h VALUES (?)", [(key,) for key in held_keys])
+        today_first = "QUALIFY row_number() OVER (PARTITION BY k ORDER BY f_second) = 1" if held_lines else ""
+        hub_cols = ", ".join(f"'h_{c}': 'VARCHAR'" for c in HUB_COLUMNS)
+        key = f"h_{spec.key}"
+        live = "h_status IN ('ACTIVE', 'CANCELLED')"
+        day = f"(h_changed_at >= '{ts(start)}' AND h_changed_at < '{ts(end)}')"
+        hub_only = f"{live} AND ({day} OR h_second)" if daily else live
+        if not daily:  # a cancelled agreement the party never had: nothing to correct
+            hub_only = "h_status = 'ACTIVE'"
+        file_only = "f_status = 'ACTIVE'" if kind == "crm" else "true"
+        self.db.execute(f"""
+            CREATE OR REPLACE TABLE diff AS
+            WITH f AS (SELECT line, false AS second FROM {_read_lines(str(path))}
+                       UNION ALL SELECT line, true FROM held_b),
+            b AS (SELECT second AS f_second, {spec.columns}
+                  FROM (SELECT second, string_split(line, '|') AS s FROM f WHERE line NOT LIKE 'T|%')
+                  {today_first}),
+            h AS (SELECT * EXCLUDE (h_auto_pay), h_auto_pay = '1' AS h_auto_pay,
+                         {key} IN (SELECT k FROM held_h) AS h_second
+                  FROM read_csv('{_q(str(hub_export))}', delim='|', header=false, quote='', escape='',
+                                auto_detect=false, columns={{{hub_cols}}}, new_line='\\n'))
+            SELECT row_number() OVER (ORDER BY coalesce(b.k, {key})) AS n, b.*, h.*
+            FROM b FULL OUTER JOIN h ON b.k = {key}
+            WHERE (b.k IS NULL AND {hub_only}) OR ({key} IS NULL AND {file_only})
+               OR (b.k IS NOT NULL AND {key} IS NOT NULL AND {live} AND ({spec.differs}))
+        """)  # fmt: skip
+        row = self.db.execute("SELECT count(*) FROM diff").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def rows(self, after: int, size: int) -> list[dict[str, Any]]:
+        """Differing pairs n > after, in order, at most `size`."""
+        cur = self.db.execute("SELECT * FROM diff WHERE n > ? ORDER BY n LIMIT ?", (after, size))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    @staticmethod
+    def _ok(spec: _Kind) -> str:
+        rx = record_regex(spec.fields).replace("'", "''")
+        times = " AND ".join(f"TRY_CAST(split_part(line, '|', {i + 1}) AS TIMESTAMPTZ) IS NOT NULL"
+                             for i in spec.time_fields)  # fmt: skip
+        return f"regexp_full_match(line, '{rx}') AND {times}"
+
+    def close(self, *, remove: bool = False) -> None:
+        self.db.close()
+        if remove:
+            self.work.unlink(missing_ok=True)
+            Path(str(self.work) + ".wal").unlink(missing_ok=True)
+
+
+def _locate(path: Path, fields: Sequence[str]) -> None:
+    """Reads the file line by line to name its first defect (only for a file being refused)."""
+    seen: set[str] = set()
+    for number, item in enumerate(read_file(path, fields), start=1):
+        if isinstance(item, tuple):
+            if item[0] in seen:
+                raise FileDefect(f"line {number}: {fields[0]} {item[0]!r} appears twice")
+            seen.add(item[0])
+    raise FileDefect("a record is not well-formed")

@@ -1,0 +1,283 @@
+"""The async shell of reconciliation (flow 3): the two handlers, and the reconciler that runs
+each accepted file in the background so that signings go on meanwhile.
+
+- `recon.file`: recorded (party, file_name) in the message's own unit of work and answered later;
+  the same file announced again gets the first answer again (nothing while it still runs). A file
+  that was REJECTED may come again under its name with another sha256: it is reconciled anew.
+- The reconciler takes files one at a time, in arrival order: checks the file and exports the
+  hub's side (worker threads), compares them in DuckDB (a worker thread), then, for a bank, applies
+  the corrections in batches of short units of work, recording its progress with each batch so
+  that a restarted hub goes on where it stopped; for a province, writes the error-handling file.
+- `errors.applied`: records the province's outcome; `failed` 0 means the province is balanced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from contracts.common import QueueReason
+from contracts.crm import ErrorsApplied
+from contracts.recon import ReconFile
+from contracts.routing import Party, PartyKind
+from hub.flows import reconciliation as recon
+from hub.flows.common import Refused
+from hub.messaging.outbound import to_rows
+from hub.outgoing import Outgoing
+from hub.recon.files import FileDefect
+from hub.recon.staging import Announced, Comparison, check_bytes
+from hub.services.context import Ctx, Deps
+from hub.services.recon_corrections import Batch, apply_batch
+from hub.services.recon_province import write_errors
+from hub.store.recon_export import export_agreements
+from hub.store.rows import ts
+from hub.store.unit_of_work import Store
+
+log = logging.getLogger("signhub.recon")
+BATCH = 2_000  # corrections per unit of work: the write lock is held for milliseconds
+
+
+async def on_recon_file(ctx: Ctx, msg: ReconFile) -> None:
+    rows = ctx.uow.recon()
+    party = str(ctx.sender)
+    first = await rows.file(party, msg.file_name)
+    if first is not None:
+        if first["state"] != "REJECTED" or first["sha256"] == msg.sha256:
+            if first["state"] != "RUNNING":
+                await ctx.copy_latest_answer_to(first["message_id"])
+            return
+        await rows.drop_file(party, msg.file_name)  # a refused file, corrected under its name
+    await rows.add_file({
+        "party": party, "file_name": msg.file_name, "business_date": msg.business_date,
+        "scope": msg.scope.value, "record_count": msg.record_count, "sha256": msg.sha256,
+        "message_id": ctx.message_id, "state": "RUNNING", "received_at": ts(ctx.now),
+    })  # fmt: skip
+    await ctx.event("recon.file", file_name=msg.file_name, scope=msg.scope.value)
+
+
+async def on_errors_applied(ctx: Ctx, msg: ErrorsApplied) -> None:
+    rows = ctx.uow.recon()
+    row = await rows.file_by_errors(str(ctx.sender), msg.file_name)
+    if row is None:
+        raise Refused(
+            QueueReason.INVALID_MESSAGE, f"no error-handling file {msg.file_name} was sent to {ctx.sender}"
+        )
+    state = "BALANCED" if msg.failed == 0 else "APPLIED_WITH_FAILURES"
+    await rows.update_file(
+        str(ctx.sender), row["file_name"], state=state, applied=msg.applied, failed=msg.failed
+    )
+    await ctx.event(
+        f"recon.{state.lower()}", file_name=row["file_name"], applied=msg.applied, failed=msg.failed
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    party: Party
+    file_name: str
+    message_id: str
+    announced: Announced
+    window: recon.Window
+    path: Path
+    work: Path
+
+    @property
+    def kind(self) -> str:
+        return self.party.kind.value
+
+    @classmethod
+    def of(cls, row: dict[str, Any], files: Path) -> Job:
+        kind, code = row["party"].split(".", 1)
+        party = Party(PartyKind(kind), code)
+        day = date.fromisoformat(row["business_date"])
+        announced = Announced(row["party"], day, row["scope"], row["record_count"], row["sha256"])
+        return cls(party, row["file_name"], row["message_id"], announced, recon.Window.of(day, row["scope"]),
+                   files / "inbound" / row["party"] / row["file_name"],
+                   files / "work" / row["party"] / f"{row['file_name']}.duckdb")  # fmt: skip
+
+
+class Reconciler:
+    """Runs accepted files one at a time, off the event loop's back."""
+
+    def __init__(self, store: Store, deps: Deps, files: Path, db_path: str, wake_relay: Callable[[], None],
+                 poll_s: float = 0.5) -> None:  # fmt: skip
+        self._store, self._deps, self._files, self._db_path = store, deps, files, db_path
+        self._wake_relay = wake_relay
+        self._poll_s = poll_s
+        self.phases: list[tuple[str, str, float]] = []  # (file, phase, seconds), for logs and the benchmark
+        self._clock = time.perf_counter
+
+    def _phase(self, job: Job, name: str, since: float) -> float:
+        now = self._clock()
+        self.phases.append((job.file_name, name, now - since))
+        log.info("%s %s: %s took %.2f s", job.party, job.file_name, name, now - since)
+        return now
+
+    async def run(self) -> None:
+        while True:
+            try:
+                done = await self.run_next()
+            except Exception:
+                log.exception("reconciliation failed; trying again")
+                done = False
+            if not done:
+                await asyncio.sleep(self._poll_s)
+
+    async def run_next(self) -> bool:
+        rows = await self._store.query(
+            "SELECT * FROM recon_files WHERE state='RUNNING' ORDER BY received_at LIMIT 1"
+        )
+        if not rows:
+            return False
+        await self.reconcile(Job.of(rows[0], self._files), rows[0])
+        return True
+
+    async def reconcile(self, job: Job, row: dict[str, Any]) -> None:
+        comparison = await asyncio.to_thread(Comparison, job.work)
+        try:
+            if row["progress"] == 0 or not await asyncio.to_thread(comparison.has_diff):
+                await self._compare(job, comparison)
+            if job.kind == "bank":
+                await self._correct_hub(job, comparison, row)
+            else:
+                await self._answer_province(job, comparison)
+        except FileDefect as defect:
+            await self._refuse(job, str(defect))
+        finally:
+            await asyncio.to_thread(comparison.close, remove=True)
+        self._wake_relay()
+
+    async def _compare(self, job: Job, comparison: Comparison) -> None:
+        held = await self._held(job) if job.window.daily else []
+        export = job.work.with_suffix(".hub")
+        w = job.window
+        started = self._clock()
+        await asyncio.gather(
+            asyncio.to_thread(check_bytes, job.path, job.announced),
+            asyncio.to_thread(
+                export_agreements, self._db_path, job.kind, job.party.code, ts(w.end) or "", export
+            ),
+        )
+        started = self._phase(job, "checksum and hub export", started)
+        await asyncio.to_thread(comparison.check_records, job.kind, job.path)
+        started = self._phase(job, "record check", started)
+        lines = [h["line"] for h in held if h["side"] == "file"]
+        keys = [h["record_key"] for h in held if h["side"] == "hub"]
+        total = await asyncio.to_thread(comparison.diff, job.kind, job.path, export, w.start, w.end, w.daily,
+                                        lines, keys)  # fmt: skip
+        self._phase(job, "join", started)
+        export.unlink(missing_ok=True)
+        log.info("%s %s: %d pairs differ", job.party, job.file_name, total)
+
+    async def _held(self, job: Job) -> list[dict[str, Any]]:
+        async with self._store.unit_of_work() as uow:
+            return await uow.recon().held(str(job.party))
+
+    async def _correct_hub(self, job: Job, comparison: Comparison, row: dict[str, Any]) -> None:
+        counts: dict[str, int] = json.loads(row["counts"] or "null") or recon.zero_counts("bank")
+        after = row["progress"]
+        started = self._clock()
+        while True:
+            page = await asyncio.to_thread(_classify_bank_page, comparison, after, job.window)
+            if page is None:
+                break
+            after = page.last
+            for name, n in page.counts.items():
+                counts[name] += n
+            await self._apply(job, page, counts, after)
+        started = self._phase(job, "corrections", started)
+        await self._finish(job, counts, "RECONCILED", recon.reconciled(job.file_name, counts))
+        self._phase(job, "result", started)
+
+    async def _apply(self, job: Job, page: _Page, counts: dict[str, int], progress: int) -> None:
+        now = self._deps.clock()
+        batch = Batch(str(job.party), job.file_name, job.message_id, page.corrections, now)
+        async with self._store.unit_of_work() as uow:
+            await apply_batch(uow, self._deps, batch)
+            rows = uow.recon()
+            await rows.hold(str(job.party), page.held, job.announced.business_date.isoformat())
+            await rows.update_file(
+                str(job.party), job.file_name, progress=progress, counts=json.dumps(counts)
+            )
+            await uow.add_outbox(to_rows(batch.out, self._deps.names, self._deps.new_id), now)
+
+    async def _answer_province(self, job: Job, comparison: Comparison) -> None:
+        name = recon.errors_file_name(job.file_name)
+        target = self._files / "outbound" / str(job.party) / name
+        started = self._clock()
+        result = await asyncio.to_thread(write_errors, comparison, job.window, target, job.announced)
+        started = self._phase(job, "error file", started)
+        body = recon.errors_ready(name, job.announced.business_date, result.records, result.sha256)
+        await self._finish(job, result.counts, "ERRORS_SENT", body, held=result.held, errors_file=name,
+                           errors_count=result.records)  # fmt: skip
+        self._phase(job, "result", started)
+
+    async def _finish(self, job: Job, counts: dict[str, int], state: str, body: Any,
+                      held: list[tuple[str, str, str | None]] | None = None, **fields: Any) -> None:  # fmt: skip
+        now = self._deps.clock()
+        day = job.announced.business_date.isoformat()
+        out = [Outgoing(job.party, "recon.errors" if state == "ERRORS_SENT" else "recon.result", body,
+                        job.message_id)]  # fmt: skip
+        async with self._store.unit_of_work() as uow:
+            rows = uow.recon()
+            if job.window.daily:
+                await rows.release_held(str(job.party), day)
+                await rows.hold(str(job.party), held or [], day)
+            await rows.update_file(str(job.party), job.file_name, state=state, counts=json.dumps(counts),
+                                   finished_at=ts(now), **fields)  # fmt: skip
+            await uow.add_outbox(to_rows(out, self._deps.names, self._deps.new_id), now)
+            await uow.add_event(now, f"recon.{state.lower()}", party=str(job.party), message_id=job.message_id,
+                                detail={"file_name": job.file_name, "counts": counts})  # fmt: skip
+        log.info("%s %s %s: %s", job.party, job.file_name, state, counts)
+
+    async def _refuse(self, job: Job, reason: str) -> None:
+        now = self._deps.clock()
+        out = [
+            Outgoing(
+                job.party, "recon.result", recon.rejected(job.file_name, reason, job.kind), job.message_id
+            )
+        ]
+        async with self._store.unit_of_work() as uow:
+            await uow.recon().update_file(str(job.party), job.file_name, state="REJECTED", reason=reason[:500],
+                                          finished_at=ts(now))  # fmt: skip
+            await uow.add_outbox(to_rows(out, self._deps.names, self._deps.new_id), now)
+        log.info("%s %s REJECTED: %s", job.party, job.file_name, reason)
+
+
+@dataclass(slots=True)
+class _Page:
+    last: int
+    corrections: list[recon.Correction]
+    counts: dict[str, int]
+    held: list[tuple[str, str, str | None]]
+
+
+def _classify_bank_page(comparison: Comparison, after: int, window: recon.Window) -> _Page | None:
+    """The next page of differing pairs, classified (in a worker thread: pure but not free)."""
+    from hub.recon.records import bank_line, bank_of, hub_of
+
+    rows = comparison.rows(after, BATCH)
+    if not rows:
+        return None
+    page = _Page(rows[-1]["n"], [], dict.fromkeys(recon.zero_counts("bank"), 0), [])
+    for row in rows:
+        bank, hub = bank_of(row), hub_of(row)
+        verdict = recon.classify_bank(bank, hub, window)
+        if verdict is recon.Verdict.HELD:
+            page.held.append((bank.bank_agreement_no, "file", bank_line(bank)) if bank is not None
+                             else (hub.bank_agreement_no if hub else "", "hub", None))  # fmt: skip
+            continue
+        if isinstance(verdict, recon.Verdict):
+            continue
+        page.counts[verdict] += 1
+        correction = recon.correct_hub(verdict, bank, hub, window)
+        if correction is not None:
+            page.corrections.append(correction)
+    return page

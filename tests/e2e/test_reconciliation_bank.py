@@ -1,0 +1,83 @@
+"""Flow 3, the bank against the hub, on the real broker and file area: the bank wins."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hub.bootstrap import Hub
+from tests.support.data import fresh_phone
+from tests.support.hubrun import running_hub
+from tests.support.probe import Probe, in_queue, to
+from tests.support.recon import answered, bank_line, reconcile, signed
+
+
+@pytest.fixture
+async def hub_and_probe(tmp_path: Path) -> AsyncIterator[tuple[Hub, Probe]]:
+    """A hub of its own per test: a MONTHLY file speaks for every agreement of its bank."""
+    async with running_hub(tmp_path) as pair:
+        yield pair
+
+
+async def _agreement(hub: Hub, agreement_id: str) -> dict[str, object]:
+    rows = await hub.store.query("SELECT * FROM agreements WHERE agreement_id=?", (agreement_id,))
+    return rows[0]
+
+
+async def test_each_bank_discrepancy_is_classified_counted_and_corrected(hub: Hub, probe: Probe) -> None:
+    same, gone, cancelled, terms = [await signed(probe, "CCB") for _ in range(4)]
+    newcomer = {"bank_agreement_no": "BANKONLY1", "phone": fresh_phone(), "signed_at": same["signed_at"]}
+    records = [bank_line(same), bank_line(cancelled, status="CANCELLED"), bank_line(terms, amt="8000"),
+               bank_line(newcomer)]  # fmt: skip
+    answer = await answered(hub, probe, "bank.CCB", records)
+    assert answer.body["status"] == "RECONCILED"
+    assert answer.body["counts"] == {"MISSING_AT_HUB": 1, "MISSING_AT_BANK": 1, "STATUS_MISMATCH": 1,
+                                     "TERMS_MISMATCH": 1}  # fmt: skip
+    assert (await _agreement(hub, gone["agreement_id"]))["status"] == "CANCELLED"
+    assert (await _agreement(hub, cancelled["agreement_id"]))["status"] == "CANCELLED"
+    changed = await _agreement(hub, terms["agreement_id"])
+    assert changed["recharge_amount"] == 8000 and changed["version"] == 2
+    created = await hub.store.query(
+        "SELECT * FROM agreements WHERE bank='CCB' AND bank_agreement_no='BANKONLY1'"
+    )
+    assert created[0]["status"] == "ACTIVE" and created[0]["province"] == "GD"
+    history = await hub.store.query("SELECT source, change FROM agreement_history WHERE agreement_id=? ORDER BY id",
+                                    (terms["agreement_id"],))  # fmt: skip
+    assert history[-1] == {"source": "RECONCILIATION", "change": "RECONCILE"}
+    untouched = await _agreement(hub, same["agreement_id"])
+    assert untouched["version"] == 1
+
+
+async def test_a_missing_at_hub_agreement_for_a_signed_number_opens_a_manual_case(
+    hub: Hub, probe: Probe
+) -> None:
+    existing = await signed(probe, "ICBC")
+    other = {
+        "bank_agreement_no": "DUPLICATE1",
+        "phone": existing["phone"],
+        "signed_at": existing["signed_at"],
+    }
+    answer = await answered(hub, probe, "bank.CCB", [bank_line(other)])
+    assert answer.body["counts"]["MISSING_AT_HUB"] == 1
+    copy = await probe.expect(
+        "manual copy", in_queue(f"{probe.prefix}.manual", **{"x-signhub-source": "RECONCILIATION"})
+    )
+    assert copy.headers["x-signhub-existing-agreement-id"] == existing["agreement_id"]
+    held = await hub.store.query(
+        "SELECT status FROM agreements WHERE bank='CCB' AND bank_agreement_no='DUPLICATE1'"
+    )
+    assert held == [{"status": "PENDING_REVIEW"}]
+    assert (await _agreement(hub, existing["agreement_id"]))["status"] == "ACTIVE"
+
+
+async def test_the_same_file_announced_twice_is_reconciled_once(hub: Hub, probe: Probe) -> None:
+    a = await signed(probe, "ICBC")
+    first = await answered(hub, probe, "bank.ICBC", [bank_line(a, amt="7000")], file_name="TWICE.txt")
+    await reconcile(hub, probe, "bank.ICBC", [bank_line(a, amt="9000")], file_name="TWICE.txt", answer="none")
+    answers = await probe.expect_count(
+        "two answers", to("bank.ICBC", "recon.result", file_name="TWICE.txt"), 2
+    )
+    assert answers[1].body == first.body and answers[1].message_id == first.message_id
+    assert (await _agreement(hub, a["agreement_id"]))["version"] == 2
