@@ -51,6 +51,10 @@ class OutboxRelay:
         self._outbound = await self._channel.get_exchange(self._names.outbound_exchange)
         backoff = 0.05
         while True:
+            # Cleared before reading the outbox: a commit made while this round publishes wakes
+            # the next round at once (clearing after publishing lost those wake-ups, and their
+            # messages waited for the safety-net timeout).
+            self._wake.clear()
             try:
                 sent = await self.publish_pending()
                 backoff = 0.05
@@ -60,8 +64,7 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             if sent < BATCH:
-                self._wake.clear()
-                # Woken by a commit; the timeout is only a safety net for a missed wake-up.
+                # Woken by a commit; the timeout is only a safety net.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)
 
