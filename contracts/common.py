@@ -8,7 +8,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import date
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
@@ -52,6 +52,20 @@ BusinessDate = Annotated[
 ]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="lowercase hex SHA-256")]
 Reason = Annotated[str, Field(max_length=500)]
+
+
+def check_answer(answer: Any, *, refused: bool, granted: bool, granted_word: str) -> None:
+    """The rules shared by `verify.response` and `sign.response`: a refusal names its reason code;
+    a grant names the user type and auto-pay permission, and a prepaid one its threshold and amount."""
+    if refused and answer.reason_code is None:
+        raise ValueError("reason_code is required when REJECTED")
+    if not granted:
+        return
+    if answer.user_type is None or answer.auto_pay_allowed is None:
+        raise ValueError(f"user_type and auto_pay_allowed are required when {granted_word}")
+    prepaid = answer.user_type is UserType.PREPAID
+    if prepaid and (answer.recharge_threshold is None or answer.recharge_amount is None):
+        raise ValueError("recharge_threshold and recharge_amount are required when PREPAID")
 
 
 class Message(BaseModel):

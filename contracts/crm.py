@@ -25,6 +25,7 @@ from contracts.common import (
     Timestamp,
     UserType,
     Version,
+    check_answer,
 )
 
 # --- from a CRM ---------------------------------------------------------------------------
@@ -44,14 +45,8 @@ class VerifyResponse(Message):
 
     @model_validator(mode="after")
     def _conditional_fields(self) -> Self:
-        if self.result is Outcome.REJECTED and self.reason_code is None:
-            raise ValueError("reason_code is required when REJECTED")
-        if self.result is Outcome.OK:
-            if self.user_type is None or self.auto_pay_allowed is None:
-                raise ValueError("user_type and auto_pay_allowed are required when OK")
-            prepaid = self.user_type is UserType.PREPAID
-            if prepaid and (self.recharge_threshold is None or self.recharge_amount is None):
-                raise ValueError("recharge_threshold and recharge_amount are required when PREPAID")
+        check_answer(self, refused=self.result is Outcome.REJECTED, granted=self.result is Outcome.OK,
+                     granted_word="OK")  # fmt: skip
         return self
 
 
