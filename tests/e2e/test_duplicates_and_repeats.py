@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hub.bootstrap import Hub
 from tests.support.data import confirmed, fresh_phone, sign_request, verify_ok_prepaid
+from tests.support.flows import approve
 from tests.support.probe import Probe, to
 
 
@@ -14,21 +15,11 @@ async def _quiet(probe: Probe) -> None:
     await probe.expect("the marker's refusal", to("crm.GD", "message.rejected", message_id=mid))
 
 
-async def _approve(probe: Probe, bank: str, phone: str) -> dict[str, str]:
-    request = sign_request(phone)
-    await probe.publish(f"bank.{bank}", "sign.request", request)
-    ask = await probe.expect("verify.request", lambda r: r.type == "verify.request" and r.body["phone"] == phone
-                             and r.body["bank_code"] == bank)  # fmt: skip
-    await probe.publish("crm.GD", "verify.response", verify_ok_prepaid(ask.body["verify_id"]))
-    await probe.expect("approval", to(f"bank.{bank}", "sign.response", request_id=request["request_id"]))
-    return request
-
-
 async def test_a_second_confirmation_for_a_signed_number_goes_to_the_manual_queue(
     hub: Hub, probe: Probe
 ) -> None:
     phone = fresh_phone()
-    first, second = await _approve(probe, "ICBC", phone), await _approve(probe, "CCB", phone)
+    first, second = await approve(probe, "ICBC", phone), await approve(probe, "CCB", phone)
     await probe.publish("bank.ICBC", "sign.confirmed", confirmed(first))
     active = await probe.expect("ACTIVE", to("bank.ICBC", "sign.result", request_id=first["request_id"]))
     second_mid = await probe.publish("bank.CCB", "sign.confirmed", confirmed(second))
@@ -89,7 +80,7 @@ async def test_the_same_confirmation_under_a_new_message_id_gets_the_latest_answ
     probe: Probe,
 ) -> None:
     phone = fresh_phone()
-    request = await _approve(probe, "ICBC", phone)
+    request = await approve(probe, "ICBC", phone)
     conf = confirmed(request)
     await probe.publish("bank.ICBC", "sign.confirmed", conf)
     first = await probe.expect("ACTIVE", to("bank.ICBC", "sign.result", request_id=request["request_id"]))
@@ -114,7 +105,7 @@ async def test_a_confirmation_nobody_asked_for_is_unknown_request(probe: Probe) 
 
 
 async def test_a_confirmation_with_other_content_than_its_request_is_request_mismatch(probe: Probe) -> None:
-    request = await _approve(probe, "ICBC", fresh_phone())
+    request = await approve(probe, "ICBC", fresh_phone())
     for change in ({"account_no": "6222020200100000001"}, {"recharge_amount": 99}, {"auto_pay": True}):
         mid = await probe.publish("bank.ICBC", "sign.confirmed", confirmed(request, **change))
         got = await probe.expect(f"REQUEST_MISMATCH for {change}", lambda r, m=mid: r.correlation_id == m)
@@ -122,7 +113,7 @@ async def test_a_confirmation_with_other_content_than_its_request_is_request_mis
 
 
 async def test_sign_failed_closes_the_request_without_an_answer(probe: Probe) -> None:
-    request = await _approve(probe, "ICBC", fresh_phone())
+    request = await approve(probe, "ICBC", fresh_phone())
     failed_mid = await probe.publish(
         "bank.ICBC", "sign.failed", {"request_id": request["request_id"], "reason": "card frozen"}
     )

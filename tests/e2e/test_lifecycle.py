@@ -6,6 +6,7 @@ from typing import Any
 
 from hub.bootstrap import Hub
 from tests.support.data import confirmed, fresh_phone, sign_request, verify_ok_prepaid
+from tests.support.flows import approve
 from tests.support.probe import Probe, to
 
 
@@ -13,13 +14,7 @@ async def _signed(probe: Probe, bank: str = "ICBC", phone: str | None = None, *,
                   ) -> dict[str, Any]:  # fmt: skip
     """A fresh number signed at `bank`; returns the sign.result body plus phone and bank_agreement_no."""
     phone = phone or fresh_phone()
-    request = sign_request(phone)
-    await probe.publish(f"bank.{bank}", "sign.request", request)
-    ask = await probe.expect("verify.request", lambda r: r.type == "verify.request" and r.body["phone"] == phone
-                             and r.body["bank_code"] == bank)  # fmt: skip
-    await probe.publish("crm.GD", "verify.response", dict(verify_ok_prepaid(ask.body["verify_id"]),
-                                                          auto_pay_allowed=auto_pay_allowed))  # fmt: skip
-    await probe.expect("approval", to(f"bank.{bank}", "sign.response", request_id=request["request_id"]))
+    request = await approve(probe, bank, phone, auto_pay_allowed=auto_pay_allowed)
     conf = confirmed(request)
     await probe.publish(f"bank.{bank}", "sign.confirmed", conf)
     result = await probe.expect("ACTIVE", to(f"bank.{bank}", "sign.result", request_id=request["request_id"]))
@@ -173,13 +168,7 @@ async def test_a_held_confirmation_cancelled_by_its_bank_closes_the_case_with_on
     hub: Hub, probe: Probe
 ) -> None:
     phone = fresh_phone()
-    requests = {bank: sign_request(phone) for bank in ("ICBC", "CCB")}
-    for bank, request in requests.items():
-        await probe.publish(f"bank.{bank}", "sign.request", request)
-        ask = await probe.expect(f"verify.request for {bank}", lambda r, b=bank: r.type == "verify.request"
-                                 and r.body["phone"] == phone and r.body["bank_code"] == b)  # fmt: skip
-        await probe.publish("crm.GD", "verify.response", verify_ok_prepaid(ask.body["verify_id"]))
-        await probe.expect("approval", to(f"bank.{bank}", "sign.response", request_id=request["request_id"]))
+    requests = {bank: await approve(probe, bank, phone) for bank in ("ICBC", "CCB")}
     await probe.publish("bank.ICBC", "sign.confirmed", confirmed(requests["ICBC"]))
     await probe.expect("ACTIVE", to("bank.ICBC", "sign.result", request_id=requests["ICBC"]["request_id"]))
     held = confirmed(requests["CCB"])

@@ -9,20 +9,15 @@ import pytest
 from hub.bootstrap import Hub
 from hub.flows.duplicates import Resolution
 from hub.services.operations import OperationRefused, resolve_case
-from tests.support.data import confirmed, fresh_phone, sign_request, verify_ok_prepaid
+from tests.support.data import confirmed, fresh_phone
+from tests.support.flows import approve
 from tests.support.probe import Probe, to
 
 
 async def _duplicate(hub: Hub, probe: Probe) -> dict[str, Any]:
     """ICBC's agreement ACTIVE, CCB's confirmation of the same number held in a case."""
     phone = fresh_phone()
-    requests = {bank: sign_request(phone) for bank in ("ICBC", "CCB")}
-    for bank, request in requests.items():
-        await probe.publish(f"bank.{bank}", "sign.request", request)
-        ask = await probe.expect(f"verify.request for {bank}", lambda r, b=bank: r.type == "verify.request"
-                                 and r.body["phone"] == phone and r.body["bank_code"] == b)  # fmt: skip
-        await probe.publish("crm.GD", "verify.response", verify_ok_prepaid(ask.body["verify_id"]))
-        await probe.expect("approval", to(f"bank.{bank}", "sign.response", request_id=request["request_id"]))
+    requests = {bank: await approve(probe, bank, phone) for bank in ("ICBC", "CCB")}
     await probe.publish("bank.ICBC", "sign.confirmed", confirmed(requests["ICBC"]))
     active = await probe.expect(
         "ACTIVE", to("bank.ICBC", "sign.result", request_id=requests["ICBC"]["request_id"])
