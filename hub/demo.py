@@ -15,7 +15,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
@@ -63,7 +63,16 @@ def _outside_phone(table: SegmentTable) -> str:
     raise RuntimeError(f"the segment table has no number of {OUTSIDE_PROVINCE}")
 
 
-async def run_demo(settings: Settings, *, flows: int, seed: int, serve: bool = False) -> int:
+class DemoWatch(Protocol):
+    """A look inside a demo run (the personal-data test): once the hub started, and at the end."""
+
+    async def started(self, hub: Hub) -> None: ...
+    async def finished(self, hub: Hub, sims: Simulators) -> None: ...
+
+
+async def run_demo(
+    settings: Settings, *, flows: int, seed: int, serve: bool = False, watch: DemoWatch | None = None
+) -> int:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="signhub-demo-"))
     s = demo_settings(settings, workdir)
@@ -73,6 +82,8 @@ async def run_demo(settings: Settings, *, flows: int, seed: int, serve: bool = F
     hub = await build_hub(s)
     await hub.start()
     try:
+        if watch is not None:
+            await watch.started(hub)
         sims = await _simulators(s, world, p, workdir)
         sites = await serve_web_sites(sims, addresses(s, tuple(DEMO_BANKS)), table)
         try:
@@ -83,6 +94,8 @@ async def run_demo(settings: Settings, *, flows: int, seed: int, serve: bool = F
             await _settled(hub, sims, runs)
             code = await _summary(hub, sims, runs, changes, s, workdir, time.monotonic() - started)
             code = _web_summary(web, sites, serve) or code
+            if watch is not None:
+                await watch.finished(hub, sims)
             if serve:
                 await _serve_until_interrupted(sites)
             return code

@@ -1,0 +1,236 @@
+"""Scripted fault run: steady bank-channel load while the hub is SIGKILLed at random (seeded)
+moments and restarted, or while the broker is restarted; then counts what was lost or doubled.
+
+    python -m bench.faults --kills 100                  # long mode (SQLite store)
+    python -m bench.faults --kills 20 --store postgres  # on a fresh PostgreSQL database
+    python -m bench.faults --kills 0 --broker-restarts 5   # rabbitmqctl stop_app / start_app
+
+Every started flow must finish (the bank gets `sign.result` ACTIVE, the CRM `sign.notify`); a
+repeated answer must carry the same `message_id`; the store must hold one ACTIVE agreement per
+number. The broker mode stops the shared broker's application: never run it where others use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.fault_hub import (
+    AMQP_URL,
+    BANKS,
+    PROVINCES,
+    HubConfig,
+    HubUnderFault,
+    delete_hub_topology,
+    free_port,
+    hub_store,
+    new_prefix,
+    store_rows,
+)  # fmt: skip
+from simulators.steady import SteadyParties
+
+_REPEATABLE = {"verify.request"}  # a silent CRM is asked again under a new message_id: not doubled
+
+
+@dataclass
+class FaultPlan:
+    kills: int = 100
+    broker_restarts: int = 0
+    rate: float = 6.0  # flows started per second, whether the hub is up or not
+    store: str = "sqlite"
+    seed: int = 7
+    up_s: tuple[float, float] = (0.2, 2.5)  # how long a started hub lives before its kill
+    early_kills: float = 0.15  # share of kills that hit the hub while it starts
+    repeats: float = 0.05  # share of party messages sent twice under one message_id
+    drain_s: float = 180.0
+
+
+@dataclass
+class FaultReport:
+    plan: FaultPlan
+    started: int = 0
+    finished: int = 0
+    lost: list[str] = field(default_factory=list)
+    doubled: list[str] = field(default_factory=list)
+    kills: int = 0
+    early_kills: int = 0
+    broker_restarts: int = 0
+    duplicate_deliveries: int = 0
+    refused: int = 0
+    store: dict[str, int] = field(default_factory=dict)
+    publish_retries: int = 0
+    repeats_sent: int = 0
+    wall_s: float = 0.0
+
+    def lines(self) -> list[str]:
+        p = self.plan
+        return [
+            f"signhub fault run: store {p.store}, seed {p.seed}, {len(BANKS)} banks x {len(PROVINCES)} provinces, "
+            f"load {p.rate:g} flows/s, {p.repeats:.0%} of party messages sent twice",
+            f"kills (SIGKILL) and restarts: {self.kills} ({self.early_kills} while the hub was starting); "
+            f"broker restarts: {self.broker_restarts}",
+            f"flows started: {self.started}",
+            f"flows finished: {self.finished} (bank got sign.result ACTIVE, CRM got sign.notify)",
+            f"flows lost: {len(self.lost)}" + (f" e.g. {self.lost[:5]}" if self.lost else ""),
+            f"flows doubled: {len(self.doubled)}" + (f" e.g. {self.doubled[:5]}" if self.doubled else ""),
+            f"duplicate deliveries (same message_id): {self.duplicate_deliveries}",
+            f"refusals (message.rejected): {self.refused}",
+            "store: " + ", ".join(f"{k} {v}" for k, v in self.store.items()),
+            f"party messages sent twice on purpose: {self.repeats_sent}; sent again for want of a confirm: "
+            f"{self.publish_retries}",
+            f"wall time: {self.wall_s:.1f} s",
+        ]
+
+
+async def run_faults(plan: FaultPlan, workdir: Path) -> FaultReport:
+    rng, report, began = random.Random(plan.seed), FaultReport(plan), time.monotonic()
+    prefix = new_prefix("fault")
+    async with hub_store(plan.store, workdir) as store:
+        hub = HubUnderFault(HubConfig(prefix, store, workdir, free_port()))
+        parties: SteadyParties | None = None
+        try:
+            await hub.start()
+            parties = await SteadyParties.start(AMQP_URL, prefix, BANKS, PROVINCES, plan.repeats)
+            stop = asyncio.Event()
+            load = asyncio.create_task(_steady_load(parties, plan.rate, stop))
+            try:
+                await _kill_loop(hub, plan, rng, report)
+                await _broker_loop(hub, plan, rng, report)
+            finally:
+                stop.set()
+                await load
+            await _drain(parties, store, plan.drain_s)
+            await _count(parties, store, report)
+        finally:
+            if parties is not None:
+                await parties.close()
+            await hub.stop()
+            await delete_hub_topology(prefix)
+    report.wall_s = time.monotonic() - began
+    return report
+
+
+async def _steady_load(parties: SteadyParties, rate: float, stop: asyncio.Event) -> None:
+    n = 0
+    while not stop.is_set():
+        phone = f"{'138' if n % 4 < 2 else '139'}{n:08d}"
+        await parties.sign(BANKS[n % 2], phone)
+        n += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1 / rate)
+
+
+async def _kill_loop(hub: HubUnderFault, plan: FaultPlan, rng: random.Random, report: FaultReport) -> None:
+    for _ in range(plan.kills):
+        if rng.random() < plan.early_kills:
+            await asyncio.sleep(rng.uniform(0.0, 1.0))
+            report.early_kills += not hub.started
+        else:
+            await hub.wait_started()
+            await asyncio.sleep(rng.uniform(*plan.up_s))
+        await hub.kill()
+        report.kills += 1
+        await hub.spawn()
+    await hub.wait_started()
+
+
+async def _broker_loop(hub: HubUnderFault, plan: FaultPlan, rng: random.Random, report: FaultReport) -> None:
+    """rabbitmqctl stop_app / start_app under load: the hub process must reconnect by itself."""
+    for _ in range(plan.broker_restarts):
+        await asyncio.sleep(rng.uniform(2.0, 6.0))
+        await _rabbitmqctl("stop_app")
+        await asyncio.sleep(rng.uniform(1.0, 5.0))
+        await _rabbitmqctl("start_app")
+        report.broker_restarts += 1
+        await asyncio.sleep(5.0)
+        if hub.proc is None or hub.proc.returncode is not None:
+            raise RuntimeError(f"the hub exited after a broker restart; see {hub.log_path}")
+        if not await hub.healthy():
+            raise RuntimeError("the hub's health endpoint does not answer after a broker restart")
+
+
+async def _rabbitmqctl(action: str) -> None:
+    proc = await asyncio.create_subprocess_exec("rabbitmqctl", action)
+    if await asyncio.wait_for(proc.wait(), 120) != 0:
+        raise RuntimeError(f"rabbitmqctl {action} failed")
+
+
+async def _drain(parties: SteadyParties, store: str, drain_s: float) -> None:
+    """Until every flow finished and the outbox is empty (bounded): late repeats are counted too."""
+    deadline = time.monotonic() + drain_s
+    while time.monotonic() < deadline:
+        done = all(_finished(parties, rid) for rid in parties.flows)
+        if done and (await store_rows(store, "SELECT count(*) FROM outbox WHERE sent_at IS NULL"))[0][0] == 0:
+            await asyncio.sleep(1.0)  # deliveries in flight reach the parties
+            return
+        await asyncio.sleep(0.5)
+
+
+def _finished(parties: SteadyParties, rid: str) -> bool:
+    return parties.status.get(rid) == "ACTIVE" and bool(parties.answers.get((rid, "sign.notify")))
+
+
+async def _count(parties: SteadyParties, store: str, report: FaultReport) -> None:
+    report.started = len(parties.flows)
+    report.finished = sum(_finished(parties, rid) for rid in parties.flows)
+    report.lost = [rid for rid in parties.flows if not _finished(parties, rid)]
+    report.doubled = [f"{rid} {t}" for rid, t in parties.doubled_answers() if t not in _REPEATABLE]
+    twice = await store_rows(store, "SELECT phone FROM agreements GROUP BY phone HAVING count(*) > 1")
+    report.doubled += [f"phone {row[0]} has two or more agreements" for row in twice]
+    report.duplicate_deliveries = parties.duplicate_deliveries()
+    report.refused = sum(len(m) for (_, t), m in parties.answers.items() if t == "message.rejected")
+    report.publish_retries = parties.publish_retries
+    report.repeats_sent = parties.repeats_sent
+    queries = {
+        "agreements": "SELECT count(*) FROM agreements",
+        "ACTIVE": "SELECT count(*) FROM agreements WHERE status='ACTIVE'",
+        "numbers with 2+ ACTIVE": "SELECT count(*) FROM (SELECT phone FROM agreements WHERE status='ACTIVE' "
+        "GROUP BY phone HAVING count(*) > 1) AS t",
+        "dead messages": "SELECT count(*) FROM dead_messages",
+        "open cases": "SELECT count(*) FROM cases",
+        "unsent outbox": "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
+    }
+    for name, sql in queries.items():
+        report.store[name] = int((await store_rows(store, sql))[0][0])  # type: ignore[call-overload]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--kills", type=int, default=100, help="SIGKILLs and restarts of the hub (default 100)"
+    )
+    parser.add_argument(
+        "--broker-restarts", type=int, default=0, help="rabbitmqctl stop_app/start_app cycles"
+    )
+    parser.add_argument("--rate", type=float, default=6.0, help="flows started per second")
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    plan = FaultPlan(kills=args.kills, broker_restarts=args.broker_restarts, rate=args.rate, store=args.store,
+                     seed=args.seed)  # fmt: skip
+    workdir = Path(tempfile.mkdtemp(prefix="signhub-faults-"))
+    report = asyncio.run(run_faults(plan, workdir))
+    text = "\n".join([f"$ python -m bench.faults {' '.join(argv or sys.argv[1:])}", *report.lines()]) + "\n"
+    print(text, end="")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    ok = not report.lost and not report.doubled and report.store.get("numbers with 2+ ACTIVE", 1) == 0
+    if ok:
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"hub logs kept in {workdir}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
