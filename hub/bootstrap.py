@@ -23,6 +23,7 @@ from faststream.rabbit import RabbitBroker
 
 from contracts.topology import Names
 from hub.console.agreements_api import agreements_router
+from hub.console.mount import mount_console
 from hub.consumers.inbound import GroupCommitter, register_consumers
 from hub.faults import Faults
 from hub.flows.common import NewId, Timing
@@ -216,6 +217,7 @@ async def build_hub(
         app = build_app(hub.health, settings.prefix)
         app.include_router(agreements_router(store, clock))
         app.include_router(signing_router(hub.entry))
+        mount_console(app, settings, store, deps, hub_names, connection)
         config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning",
                                 lifespan="off")  # fmt: skip
         hub.http = uvicorn.Server(config)

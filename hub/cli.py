@@ -10,7 +10,7 @@ import sys
 from hub.logging import configure_logging
 from hub.settings import Settings, SettingsError, load_settings
 
-COMMANDS = ("run", "simulate", "demo", "asyncapi", "agreement", "provision")
+COMMANDS = ("run", "simulate", "demo", "asyncapi", "agreement", "provision", "ops")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = agreement_sub.add_parser("show", help="an agreement and its timeline across all parties")
     show.add_argument("key", help="a phone number or an agreement_id")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    from hub.console.ops_cli import add_parser as add_ops_parser
+
+    add_ops_parser(sub)
     return parser
 
 
@@ -66,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "provision":
         return _provision(settings, args)
+    if args.command == "ops":
+        from hub.console.ops_cli import run_ops
+
+        return asyncio.run(run_ops(settings, args))
     if args.command == "agreement":
         from hub.console.agreement_cli import show_agreement
 

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=30, ge=7, le=3650)
     housekeeping_every_s: float = Field(default=3600.0, gt=0)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    # The operations console: how long an operator's session lasts, how fast a group action goes.
+    ops_session_ttl_s: float = Field(default=8 * 3600, gt=0, le=7 * 86_400)
+    ops_group_rate: float = Field(default=5.0, gt=0, le=1000)
     # Fault injection for the crash tests: "after_commit:<type>" or "after_publish:<type>".
     fault_crash_at: str | None = Field(default=None, pattern=r"^(after_commit|after_publish):[a-z.]+$")
 

@@ -20,6 +20,7 @@ from typing import Any
 from contracts.common import Message, QueueReason, ReasonCode
 from contracts.rejection import MessageRejected
 from contracts.routing import Party
+from hub import metrics
 from hub.faults import Faults
 from hub.flows.common import Refused
 from hub.messaging.copies import queue_copy
@@ -59,6 +60,7 @@ class Intake:
             return await self._give_up(d, "the message was delivered too often without being processed")
         return (await self.take_batch([d]))[0]
 
+    @metrics.observe_batch
     async def take_batch(self, batch: list[Delivery]) -> list[Action]:
         """Group commit: every accepted message of the batch in ONE transaction, each in its own
         savepoint (a failing message rolls back only itself); acknowledged only after the commit.
@@ -142,13 +144,14 @@ class Intake:
         return Action.ACK
 
     async def _retry_or_give_up(self, d: Delivery, exc: Exception) -> Action:
-        log.warning("attempt %d of %s failed: %r", d.attempt, d.message_id, exc)
+        log.warning("attempt %d of %s failed: %r", d.attempt, d.message_id, exc, extra=_ids(d))
         if not self._retry.can_retry(d):
             return await self._give_up(d, f"{type(exc).__name__}: {exc}")
         try:
             await self._retry.schedule(d)
         except Exception:
-            log.exception("could not schedule a retry of %s; the broker keeps it", d.message_id)
+            log.exception("could not schedule a retry of %s; the broker keeps it", d.message_id,
+                          extra=_ids(d))  # fmt: skip
             return Action.REQUEUE
         self._count("retried")
         return Action.ACK
@@ -159,7 +162,7 @@ class Intake:
         try:
             await self._refuse(d, rejected)
         except Exception:
-            log.exception("could not record %s as dead; the broker keeps it", d.message_id)
+            log.exception("could not record %s as dead; the broker keeps it", d.message_id, extra=_ids(d))
             return Action.REQUEUE
         return Action.ACK
 
@@ -190,12 +193,20 @@ class Intake:
             sender,
             rejected.reason.value,
             mask_digits_in_text(error),
+            extra=_ids(d, sender),
         )
         self._count(f"refused.{rejected.reason.value}")
         self._wake_relay()
 
     def _count(self, key: str) -> None:
         self.stats[key] = self.stats.get(key, 0) + 1
+        metrics.intake_event(key)
+
+
+def _ids(d: Delivery, sender: str | None = None) -> dict[str, Any]:
+    """The ids a log line about `d` carries (hub.logging writes them as fields)."""
+    return {"message_id": d.message_id, "correlation_id": d.correlation_id, "msg_type": d.msg_type,
+            "sender": sender or d.routing_key.rsplit(".", 1)[0]}  # fmt: skip
 
 
 def _rejection(d: Delivery, rejected: Rejected) -> Message:

@@ -18,6 +18,7 @@ from aio_pika.abc import AbstractChannel, AbstractExchange
 
 from contracts import envelope as env
 from contracts.topology import Names
+from hub import metrics
 from hub.faults import Faults
 from hub.outgoing import Target
 from hub.store.unit_of_work import OutboxRow, Store
@@ -75,6 +76,7 @@ class OutboxRelay:
                 return 0
             results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
             done = [r.id for r, res in zip(rows, results, strict=True) if res is None and r.id is not None]
+            metrics.published(rows, results)
             for row, res in zip(rows, results, strict=True):
                 if isinstance(res, BaseException):
                     log.warning("publish of %s %s failed: %r", row.type, row.message_id, res)

@@ -71,11 +71,12 @@ async def _settle_flow(uow: UnitOfWork, flow_key: str, resolution: Resolution, n
         await uow.save_flow(replace(flow, state=state), now)
 
 
-async def replay_dead(store: Store, deps: Deps, channel: AbstractChannel, hub: HubNames, dead_id: str, *, by: str
-                      ) -> str:  # fmt: skip
+async def replay_dead(store: Store, deps: Deps, channel: AbstractChannel, hub: HubNames, dead_id: str, *, by: str,
+                      body: bytes | None = None) -> str:  # fmt: skip
     """Puts a refused message's stored original straight on the hub's inbound queue, keeping its
     sender, message_id and body (CONTRACT.md). A refused message never counted as processed, so
-    the replay takes effect once however often it is pressed: a second one is a repeat."""
+    the replay takes effect once however often it is pressed: a second one is a repeat. `body`:
+    an operator's edited body (already validated and approved) instead of the original."""
     rows = await store.query("SELECT * FROM dead_messages WHERE dead_id=?", (dead_id,))
     if not rows or rows[0]["state"] == "DISCARDED":
         raise OperationRefused(f"no replayable dead message {dead_id}")
@@ -86,12 +87,13 @@ async def replay_dead(store: Store, deps: Deps, channel: AbstractChannel, hub: H
     if props.get("user_id"):
         headers[H_USER_ID] = props["user_id"]
     message = aio_pika.Message(
-        deps.protector.decrypt(dead["original_enc"]), message_id=props.get("message_id"), type=props.get("type"),
+        deps.protector.decrypt(dead["original_enc"]) if body is None else body, message_id=props.get("message_id"),
+        type=props.get("type"),
         content_type=props.get("content_type"), correlation_id=props.get("correlation_id"), headers=headers,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )  # fmt: skip
     await channel.default_exchange.publish(message, routing_key=hub.inbound_queue, mandatory=True)
-    await _mark_dead(store, deps, dead_id, "REPLAYED", by=by, reason="replayed")
+    await _mark_dead(store, deps, dead_id, "REPLAYED", by=by, reason="replayed" if body is None else "edited")
     return str(dead["routing_key"])
 
 

@@ -45,11 +45,25 @@ def translate(sql: str, params: Params) -> tuple[str, list[Any]]:
     return "".join(p + (f"${i + 1}" if i < len(parts) - 1 else "") for i, p in enumerate(parts)), list(params)
 
 
+_GUARD = re.compile(
+    r"CREATE TRIGGER (\w+) BEFORE (UPDATE|DELETE) ON (\w+)\s+BEGIN SELECT RAISE\(ABORT, '([^']*)'\); END;"
+)
+_REFUSE = ("CREATE OR REPLACE FUNCTION signhub_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+           "$f$ BEGIN RAISE EXCEPTION '%', TG_ARGV[0]; END $f$;")  # fmt: skip
+
+
+def _guard(match: re.Match[str]) -> str:
+    name, event, table, message = match.groups()
+    events = "DELETE OR TRUNCATE" if event == "DELETE" else event
+    return (f"{_REFUSE}\nCREATE TRIGGER {name} BEFORE {events} ON {table} FOR EACH STATEMENT"
+            f" EXECUTE FUNCTION signhub_refuse('{message}');")  # fmt: skip
+
+
 def ddl(script: str) -> str:
-    """A migration written for SQLite, in PostgreSQL's words."""
-    return script.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY").replace(
-        "BLOB", "BYTEA"
-    )
+    """A migration written for SQLite, in PostgreSQL's words (a SQLite trigger that refuses a change
+    becomes a PL/pgSQL one, which refuses TRUNCATE too)."""
+    script = script.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+    return _GUARD.sub(_guard, script.replace("BLOB", "BYTEA"))
 
 
 class PgDb:

@@ -90,4 +90,28 @@ MIGRATIONS: tuple[str, ...] = (
         business_date TEXT NOT NULL, PRIMARY KEY (party, record_key));
     CREATE INDEX agreements_province ON agreements (province);
     """,
+    # 6: operations: operators and their sessions, case claims, four-eyes approvals, and the audit
+    # log: append-only (triggers refuse UPDATE and DELETE; PostgreSQL gets the same from
+    # postgres.ddl) and chained by hash, so a row changed behind the hub's back shows.
+    """
+    CREATE TABLE operators (
+        name TEXT PRIMARY KEY, role TEXT NOT NULL, password_hash TEXT NOT NULL, created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE operator_sessions (
+        token_hash TEXT PRIMARY KEY, operator TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL);
+    CREATE INDEX operator_sessions_expiry ON operator_sessions (expires_at);
+    CREATE TABLE case_claims (case_id TEXT PRIMARY KEY, operator TEXT NOT NULL, claimed_at TEXT NOT NULL);
+    CREATE TABLE approvals (
+        approval_id TEXT PRIMARY KEY, kind TEXT NOT NULL, target_id TEXT NOT NULL, proposed_by TEXT NOT NULL,
+        reason TEXT NOT NULL, payload_enc TEXT NOT NULL, preview TEXT NOT NULL, state TEXT NOT NULL,
+        proposed_at TEXT NOT NULL, decided_by TEXT, decided_at TEXT);
+    CREATE UNIQUE INDEX approvals_one_pending ON approvals (kind, target_id) WHERE state = 'PENDING';
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT,
+        reason TEXT, before TEXT, after TEXT, prev_hash TEXT NOT NULL UNIQUE, hash TEXT NOT NULL);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+    """,
 )

@@ -21,6 +21,7 @@ from hub.agreements import Agreement, Case, SigningFlow
 from hub.errors import Conflict, StoreBusy
 from hub.sessions import SigningSession
 from hub.store.dbapi import Db, Params, UniqueViolation
+from hub.store.ops_rows import OpsRows
 from hub.store.recon_rows import ReconRows
 from hub.store.rows import agreement_to_row, flow_to_row, row_to_agreement, row_to_flow, terms_of, ts
 from hub.store.schema import MIGRATIONS
@@ -94,6 +95,10 @@ class SqliteUnitOfWork:
     def recon(self) -> ReconRows:
         """Reconciliation's files, held records and batch corrections, in this unit of work."""
         return ReconRows(self._db)
+
+    def ops(self) -> OpsRows:
+        """The operations console's operators, sessions, claims, approvals and audit log."""
+        return OpsRows(self._db)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return await self._db.run(sql, params)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from hub.agreements import Agreement, Case, SigningFlow
 from hub.sessions import SigningSession
+from hub.store.ops_rows import OpsRows
 from hub.store.recon_rows import ReconRows
 
 
@@ -53,6 +54,7 @@ class OutboxClaim:
 
 class UnitOfWork(Protocol):
     def recon(self) -> ReconRows: ...
+    def ops(self) -> OpsRows: ...
     async def seen(self, sender: str, message_id: str) -> bool: ...
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """A plain statement (housekeeping); returns the rows changed."""

@@ -1,0 +1,122 @@
+"""Operators of the console: roles, password hashes (argon2id), sessions that expire.
+
+A session token is a random secret handed to the operator once (a cookie for the pages, a bearer
+token for the API); the store keeps only its SHA-256, so a copy of the store opens no session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from hub.store.dbapi import UniqueViolation
+from hub.store.rows import ts
+from hub.store.unit_of_work import Store
+
+_HASHER = PasswordHasher()
+_NAME = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
+MIN_PASSWORD = 10
+
+
+class Role(StrEnum):
+    """Each role may do what the ones before it may: a viewer sees, an operator acts, an approver
+    also approves another operator's REPLACE or edited replay, an admin also manages operators."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    APPROVER = "approver"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+class AuthRefused(Exception):
+    """Wrong name or password, an expired session, or a bad new operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    name: str
+    role: Role
+
+
+def require(op: Operator, role: Role) -> None:
+    """Raises PermissionError unless `op`'s role allows what `role` may do."""
+    if not op.role.allows(role):
+        raise PermissionError(f"{op.name} is {op.role.value}; this needs {role.value}")
+
+
+def hash_password(password: str) -> str:
+    return _HASHER.hash(password)
+
+
+def password_matches(stored_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def create_operator(
+    store: Store, name: str, role: Role, password: str, *, by: str, now: datetime
+) -> None:
+    if not _NAME.fullmatch(name):
+        raise AuthRefused(
+            "a name is 2-32 lower-case letters, digits, '.', '_' or '-', starting with a letter"
+        )
+    if len(password) < MIN_PASSWORD:
+        raise AuthRefused(f"a password needs at least {MIN_PASSWORD} characters")
+    row = {"name": name, "role": role.value, "password_hash": hash_password(password), "created_at": ts(now),
+           "created_by": by}  # fmt: skip
+    try:
+        async with store.unit_of_work() as uow:
+            await uow.ops().add_operator(row)
+    except UniqueViolation:
+        raise AuthRefused(f"operator {name!r} exists") from None
+
+
+async def sign_in(store: Store, name: str, password: str, *, now: datetime, ttl: timedelta) -> str:
+    """A new session token for a right name and password; AuthRefused otherwise (same message for
+    an unknown name and a wrong password)."""
+    rows = await store.query("SELECT password_hash, disabled FROM operators WHERE name=?", (name,))
+    if not rows or rows[0]["disabled"] or not password_matches(rows[0]["password_hash"], password):
+        raise AuthRefused("wrong name or password")
+    token = secrets.token_urlsafe(32)
+    async with store.unit_of_work() as uow:
+        await uow.ops().add_session(token_hash(token), name, str(ts(now)), str(ts(now + ttl)))
+    return token
+
+
+async def operator_of(store: Store, token: str | None, *, now: datetime) -> Operator | None:
+    """The operator of a live session, or None (no token, unknown, expired or disabled)."""
+    if not token:
+        return None
+    rows = await store.query(
+        "SELECT o.name, o.role, s.expires_at FROM operator_sessions s JOIN operators o ON o.name = s.operator"
+        " WHERE s.token_hash=? AND o.disabled=0",
+        (token_hash(token),),
+    )
+    if not rows or rows[0]["expires_at"] <= ts(now):
+        return None
+    return Operator(rows[0]["name"], Role(rows[0]["role"]))
+
+
+async def sign_out(store: Store, token: str) -> None:
+    async with store.unit_of_work() as uow:
+        await uow.ops().drop_session(token_hash(token))
