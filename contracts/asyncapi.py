@@ -67,6 +67,34 @@ NOTES: Final[tuple[str, ...]] = (
     "`channel` `OPERATOR_WEB`. One failed check at the bank's page ends the session (`sign.failed`).",
     "Flow 1's HTTP side (web halls and bank pages) is described in the README, section \"Operator "
     'channel", and in `contracts/web.py`.',
+    "Flow 3: files are reconciled one at a time in arrival order; a province's file is compared with the "
+    "hub as it stands then (after the banks' files that came before it). A file already announced by "
+    "the party under the same `file_name` gets an exact copy of its first answer (nothing while it is "
+    "still running); a REJECTED file may come again under its name with another `sha256`.",
+    "Flow 3: a refusal's `reason` starts `line N:`; besides the header, count, trailer, checksum and "
+    "records, a file is refused for a key (`bank_agreement_no` / `agreement_id`) twice, a CR, an empty "
+    "line, no LF after the trailer, a header whose sender, date or scope differs from the announcement, "
+    "or no such file in the party's inbound folder. A REJECTED `recon.result` has every class at 0.",
+    "Flow 3: one class per record (`STATUS_MISMATCH` before `TERMS_MISMATCH`); terms are user_type, "
+    "threshold, amount and auto_pay (an empty auto_pay is N); for a CRM also phone and bank_code.",
+    "Flow 3, bank corrections: `MISSING_AT_HUB` records the bank's agreement (province from the segment "
+    "table, the card known by its last 4 digits, account_type DEBIT, channel COUNTER); `MISSING_AT_BANK` "
+    "cancels an ACTIVE agreement (a DAILY file only for one signed that day); the other classes take the "
+    "bank's status and terms. Each is a new `agreement_version`; the bank is not told (it is the truth), "
+    "a CRM only through its error-handling file. A cancelled agreement the party never had is no "
+    "discrepancy in a MONTHLY file; one held in a manual case is left to the operator; one changed "
+    "after the comparison read it is counted but not corrected (the later change wins).",
+    "Flow 3: a correction that would give a number a second ACTIVE agreement holds it and opens a case; "
+    "its copy on the manual queue has type `recon.file`, `message_id` the case id, body "
+    "`{file_name, record, agreement_id}` and header `x-signhub-source: RECONCILIATION`.",
+    "Flow 3: a MONTHLY file is compared with the hub as of the end of its business date (Asia/Shanghai): "
+    "later changes are rolled back from the agreement history, later agreements left out. In a DAILY file "
+    "a record changed in the 10 minutes before midnight that shows on one side only is held and looked at "
+    "again with the party's next DAILY file, then called missing.",
+    "Flow 3: the error-handling file is `ERR_<file_name>` (cut to 64 characters) in "
+    "`<files>/outbound/crm.<PROV>/`, header sender `hub.UPS`, the province file's date and scope; `DELETE` "
+    "records carry the CRM's own record with status CANCELLED. `errors.applied` with `failed` 0 marks the "
+    "province balanced; one naming no error file sent to that CRM is refused `INVALID_MESSAGE`.",
 )
 
 _KIND_PARTIES: Final[dict[PartyKind, str]] = {

@@ -10,7 +10,7 @@ import sys
 from hub.logging import configure_logging
 from hub.settings import Settings, SettingsError, load_settings
 
-COMMANDS = ("run", "simulate", "demo", "asyncapi", "agreement", "provision", "ops")
+COMMANDS = ("run", "simulate", "demo", "asyncapi", "agreement", "provision", "ops", "recon")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run the hub: consumers, outbox relay, timers, HTTP endpoints")
     sim = sub.add_parser("simulate", help="run the simulators of banks, CRMs and BOSS as outside parties")
     sim.add_argument("--seed", type=int, default=7, help="seed of the generated subscribers and accounts")
+    sim.add_argument("--recon-every", type=float, default=None, metavar="S",
+                     help="every S seconds, banks and provinces reconcile their DAILY files with the hub")  # fmt: skip
     demo = sub.add_parser("demo", help="hub and simulators together, driving real flows; prints a summary")
     demo.add_argument("--flows", type=int, default=20, help="happy-path signings to drive")
     demo.add_argument("--seed", type=int, default=7, help="seed of the generated subscribers and accounts")
@@ -37,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = agreement_sub.add_parser("show", help="an agreement and its timeline across all parties")
     show.add_argument("key", help="a phone number or an agreement_id")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    from hub.console.recon_cli import add_parser as add_recon_parser
+
+    add_recon_parser(sub)
     from hub.console.ops_cli import add_parser as add_ops_parser
 
     add_ops_parser(sub)
@@ -73,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         from hub.console.ops_cli import run_ops
 
         return asyncio.run(run_ops(settings, args))
+    if args.command == "recon":
+        from hub.console.recon_cli import run_recon
+
+        return asyncio.run(run_recon(settings, args))
     if args.command == "agreement":
         from hub.console.agreement_cli import show_agreement
 
@@ -80,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "simulate":
         from simulators.runner import run_forever
 
-        asyncio.run(run_forever(settings, seed=args.seed))
+        asyncio.run(run_forever(settings, seed=args.seed, recon_every_s=args.recon_every))
         return 0
     from hub.demo import run_demo
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from hub.bootstrap import Hub, build_hub
+from hub.demo_recon import reconcile_in_demo
 from hub.messaging.topology import delete_topology
 from hub.segments import SegmentTable
 from hub.settings import Settings
@@ -93,6 +94,7 @@ async def run_demo(
             await _send_garbage(sims)
             await _settled(hub, sims, runs)
             code = await _summary(hub, sims, runs, changes, s, workdir, time.monotonic() - started)
+            code = await reconcile_in_demo(hub, sims, Path(s.files), seed) or code
             code = _web_summary(web, sites, serve) or code
             if watch is not None:
                 await watch.finished(hub, sims)
@@ -144,7 +146,7 @@ async def _simulators(s: Settings, world: object, p: Plan, workdir: Path) -> Sim
     crm_knobs = {p.silent.province: CrmKnobs(silent=frozenset({p.silent.phone}))}
     return await start_simulators(
         s.amqp_url.get_secret_value(), s.prefix, world, DEMO_BANKS, DEMO_PROVINCES,  # type: ignore[arg-type]
-        workdir / "sms", bank_knobs=bank_knobs, crm_knobs=crm_knobs,
+        workdir / "sms", bank_knobs=bank_knobs, crm_knobs=crm_knobs, files=Path(s.files),
     )  # fmt: skip
 
 

@@ -127,9 +127,15 @@ class RunSettings(WebSettings, Protocol):
 
 
 async def run_forever(
-    settings: RunSettings, *, seed: int, subscribers_per_province: int = 20, sign_every_s: float | None = None
+    settings: RunSettings,
+    *,
+    seed: int,
+    subscribers_per_province: int = 20,
+    sign_every_s: float | None = None,
+    recon_every_s: float | None = None,
 ) -> None:
-    """`signhub simulate`: every counterpart, until cancelled; with `sign_every_s`, banks start signings."""
+    """`signhub simulate`: every counterpart, until cancelled; with `sign_every_s`, banks start signings;
+    with `recon_every_s`, banks and provinces reconcile their DAILY files that often."""
     from hub.segments import SegmentTable  # the one hub module outside parties may use
 
     table = SegmentTable.load(settings.segments, settings.segment_overrides)
@@ -148,12 +154,19 @@ async def run_forever(
     sites = await serve_web_sites(sims, addresses(settings, tuple(settings.banks)), table)
     log.info("web hall %s, bank pages %s", sites.hall.config.base_url if sites.hall else "(none)",
              sites.addresses.bank_site)  # fmt: skip
+    rounds = None
+    if recon_every_s:
+        from simulators.recon_round import reconcile_every  # it needs this module's Simulators
+
+        rounds = asyncio.create_task(reconcile_every(sims, settings.files, recon_every_s))
     try:
         if sign_every_s:
             await _sign_now_and_then(sims, sign_every_s, random.Random(seed))
         else:
             await asyncio.Event().wait()  # serve until cancelled
     finally:
+        if rounds is not None:
+            rounds.cancel()
         await sites.stop()
         await sims.close()
 

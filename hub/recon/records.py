@@ -3,6 +3,7 @@ records the pure decisions take, and records as file fields. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,27 @@ def hub_of(row: dict[str, Any]) -> HubRecord | None:
                      row["h_province"], row["h_status"], int(row["h_version"]), _terms(row, "h"),
                      datetime.fromisoformat(row["h_signed_at"]), datetime.fromisoformat(row["h_changed_at"]),
                      bool(row["h_second"]))  # fmt: skip
+
+
+Rollback = Callable[[list[dict[str, Any]]], None]
+
+
+def roll_back(rows: list[dict[str, Any]], cutoff: str, as_of: Callable[[list[str]], dict[str, Any]]) -> None:
+    """Puts the hub's side of rows changed after `cutoff` back as it was then (`as_of`: agreement ids
+    -> (terms, made at) of their last version at the cut-off); one made later is taken out."""
+    later = [r for r in rows if r.get("h_agreement_id") is not None and r["h_changed_at"] >= cutoff]
+    if not later:
+        return
+    then = as_of([r["h_agreement_id"] for r in later])
+    for row in later:
+        version = then.get(row["h_agreement_id"])
+        if version is None:
+            row["h_agreement_id"] = None
+            continue
+        terms, at = version
+        row.update(h_status=terms["status"], h_version=terms["version"], h_user_type=terms["user_type"],
+                   h_recharge_threshold=terms["recharge_threshold"], h_recharge_amount=terms["recharge_amount"],
+                   h_auto_pay=bool(terms["auto_pay"]), h_changed_at=at)  # fmt: skip
 
 
 def bank_line(r: BankRecord) -> str:

@@ -11,6 +11,9 @@ file's size. A defect found by DuckDB is located by the line-by-line reader, whi
 from __future__ import annotations
 
 import hashlib
+import shutil
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,9 +33,6 @@ from hub.recon.files import (
     record_regex,
 )
 from hub.store.rows import ts
-
-HUB_COLUMNS = ("agreement_id", "bank", "bank_agreement_no", "phone", "province", "status", "version",
-               "user_type", "recharge_threshold", "recharge_amount", "auto_pay", "signed_at", "changed_at")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +150,8 @@ class Comparison:
     def __init__(self, work: Path, *, memory_mb: int = 512, threads: int = 2) -> None:
         work.parent.mkdir(parents=True, exist_ok=True)
         self.work = work
-        self.db = duckdb.connect(str(work))
-        self.db.execute(f"SET memory_limit='{memory_mb}MB'")
-        self.db.execute(f"SET threads={threads}")
-        self.db.execute(f"SET temp_directory='{_q(str(work.parent / (work.name + '.tmp')))}'")
-        self.db.execute("SET preserve_insertion_order=false")
+        self.memory_mb, self.threads = memory_mb, threads
+        self.db = connect(work, memory_mb, threads)
 
     def has_diff(self) -> bool:
         return bool(self.db.execute(
@@ -172,41 +169,33 @@ class Comparison:
         if bad != 1 or keys != total:  # the trailer is the one line that is not a record
             _locate(path, spec.fields)
 
-    def diff(self, kind: str, path: Path, hub_export: Path, start: datetime, end: datetime, daily: bool,
+    def diff(self, kind: str, path: Path, store: str, code: str, start: datetime, end: datetime, daily: bool,
              held_lines: Sequence[str] = (), held_keys: Sequence[str] = ()) -> int:  # fmt: skip
-        """Creates table `diff` (n, the file's record, the hub's record) of the pairs that differ."""
-        spec = KINDS[kind]
+        """Creates table `diff` (n, the file's record, the hub's record) of the pairs that differ.
+
+        The hub's side is read straight from the SQLite store by DuckDB's sqlite extension, in a
+        process of its own (`hub.recon.diff_process`; WAL readers never block the hub's writer). An
+        agreement changed after the cut-off is kept whenever it might differ, for the caller to roll
+        it back to the cut-off (`hub.store.recon_export.as_of`).
+        """
         self.db.execute("CREATE OR REPLACE TABLE held_b (line VARCHAR)")
         self.db.execute("CREATE OR REPLACE TABLE held_h (k VARCHAR)")
         if held_lines:
             self.db.executemany("INSERT INTO held_b VALUES (?)", [(line,) for line in held_lines])
         if held_keys:
             self.db.executemany("INSERT INTO held_h VALUES (?)", [(key,) for key in held_keys])
-        today_first = "QUALIFY row_number() OVER (PARTITION BY k ORDER BY f_second) = 1" if held_lines else ""
-        hub_cols = ", ".join(f"'h_{c}': 'VARCHAR'" for c in HUB_COLUMNS)
-        key = f"h_{spec.key}"
-        live = "h_status IN ('ACTIVE', 'CANCELLED')"
-        day = f"(h_changed_at >= '{ts(start)}' AND h_changed_at < '{ts(end)}')"
-        hub_only = f"{live} AND ({day} OR h_second)" if daily else live
-        if not daily:  # a cancelled agreement the party never had: nothing to correct
-            hub_only = "h_status = 'ACTIVE'"
-        file_only = "f_status = 'ACTIVE'" if kind == "crm" else "true"
-        self.db.execute(f"""
-            CREATE OR REPLACE TABLE diff AS
-            WITH f AS (SELECT line, false AS second FROM {_read_lines(str(path))}
-                       UNION ALL SELECT line, true FROM held_b),
-            b AS (SELECT second AS f_second, {spec.columns}
-                  FROM (SELECT second, string_split(line, '|') AS s FROM f WHERE line NOT LIKE 'T|%')
-                  {today_first}),
-            h AS (SELECT * EXCLUDE (h_auto_pay), h_auto_pay = '1' AS h_auto_pay,
-                         {key} IN (SELECT k FROM held_h) AS h_second
-                  FROM read_csv('{_q(str(hub_export))}', delim='|', header=false, quote='', escape='',
-                                auto_detect=false, columns={{{hub_cols}}}, new_line='\\n'))
-            SELECT row_number() OVER (ORDER BY coalesce(b.k, {key})) AS n, b.*, h.*
-            FROM b FULL OUTER JOIN h ON b.k = {key}
-            WHERE (b.k IS NULL AND {hub_only}) OR ({key} IS NULL AND {file_only})
-               OR (b.k IS NOT NULL AND {key} IS NOT NULL AND {live} AND ({spec.differs}))
-        """)  # fmt: skip
+        query = diff_query(kind, path, store, code, start, end, daily, bool(held_lines))
+        # The join reads the SQLite store with DuckDB's own copy of SQLite: never in the hub's
+        # process, where two copies of SQLite would release each other's POSIX locks (sqlite.org,
+        # "How To Corrupt An SQLite Database File", 2.2.1). The child has the work database alone.
+        self.db.close()
+        try:
+            done = subprocess.run([sys.executable, "-m", "hub.recon.diff_process", str(self.work), str(self.memory_mb),
+                                   str(self.threads)], input=query, capture_output=True, text=True, check=False)  # fmt: skip
+        finally:
+            self.db = connect(self.work, self.memory_mb, self.threads)
+        if done.returncode != 0:
+            raise RuntimeError(f"the comparison failed: {done.stderr[-2000:]}")
         row = self.db.execute("SELECT count(*) FROM diff").fetchone()
         assert row is not None
         return int(row[0])
@@ -229,6 +218,65 @@ class Comparison:
         if remove:
             self.work.unlink(missing_ok=True)
             Path(str(self.work) + ".wal").unlink(missing_ok=True)
+
+
+def diff_query(kind: str, path: Path, store: str, code: str, start: datetime, end: datetime, daily: bool,
+               held: bool) -> str:  # fmt: skip
+    """The SQL that creates table `diff` (see `Comparison.diff`); tables held_b and held_h exist."""
+    spec = KINDS[kind]
+    today_first = "QUALIFY row_number() OVER (PARTITION BY k ORDER BY f_second) = 1" if held else ""
+    key = f"h_{spec.key}"
+    live = "h_status IN ('ACTIVE', 'CANCELLED')"
+    later = f"h_changed_at >= '{ts(end)}'"
+    day = f"(h_changed_at >= '{ts(start)}' AND h_changed_at < '{ts(end)}')"
+    # A cancelled agreement the party never had: nothing to correct in a MONTHLY file.
+    hub_only = f"{live} AND ({day} OR h_second OR {later})" if daily else f"(h_status = 'ACTIVE' OR {later})"
+    file_only = "f_status = 'ACTIVE'" if kind == "crm" else "true"
+    owner = "bank" if kind == "bank" else "province"
+    return f"""
+        CREATE OR REPLACE TABLE diff AS
+        WITH f AS (SELECT line, false AS second FROM {_read_lines(str(path))}
+                   UNION ALL SELECT line, true FROM held_b),
+        b AS (SELECT second AS f_second, {spec.columns}
+              FROM (SELECT second, string_split(line, '|') AS s FROM f WHERE line NOT LIKE 'T|%')
+              {today_first}),
+        h AS (SELECT agreement_id AS h_agreement_id, bank AS h_bank, bank_agreement_no AS h_bank_agreement_no,
+                     phone AS h_phone, province AS h_province, status AS h_status,
+                     CAST(version AS VARCHAR) AS h_version, user_type AS h_user_type,
+                     CAST(recharge_threshold AS VARCHAR) AS h_recharge_threshold,
+                     CAST(recharge_amount AS VARCHAR) AS h_recharge_amount, auto_pay = 1 AS h_auto_pay,
+                     signed_at AS h_signed_at, updated_at AS h_changed_at,
+                     {spec.key} IN (SELECT k FROM held_h) AS h_second
+              FROM sqlite_scan('{_q(store)}', 'agreements') WHERE {owner} = '{_q(code)}')
+        SELECT row_number() OVER (ORDER BY coalesce(b.k, {key})) AS n, b.*, h.*
+        FROM b FULL OUTER JOIN h ON b.k = {key}
+        WHERE (b.k IS NULL AND {hub_only}) OR ({key} IS NULL AND {file_only})
+           OR (b.k IS NOT NULL AND {key} IS NOT NULL AND ({later} OR {live} AND ({spec.differs})))
+    """  # fmt: skip
+
+
+def connect(work: Path, memory_mb: int, threads: int) -> duckdb.DuckDBPyConnection:
+    db = duckdb.connect(str(work))
+    db.execute(f"SET memory_limit='{memory_mb}MB'")
+    db.execute(f"SET threads={threads}")
+    db.execute(f"SET temp_directory='{_q(str(work.parent / (work.name + '.tmp')))}'")
+    db.execute("SET preserve_insertion_order=false")
+    db.execute("SET enable_progress_bar=false")  # it would write to the hub's stdout
+    return db
+
+
+def load_sqlite_extension(db: duckdb.DuckDBPyConnection, cache: Path) -> None:
+    """DuckDB's sqlite extension from its PyPI package (`duckdb-extension-sqlite`, signed by DuckDB,
+    same version as duckdb); DuckDB wants the file under the extension's own name."""
+    import duckdb_extension_sqlite  # type: ignore[import-untyped]
+
+    source = Path(duckdb_extension_sqlite.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+    target = cache / "sqlite_scanner.duckdb_extension"
+    if not target.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / "sqlite.duckdb_extension", target.with_suffix(".part"))
+        target.with_suffix(".part").replace(target)
+    db.execute(f"LOAD '{_q(str(target))}'")
 
 
 def _locate(path: Path, fields: Sequence[str]) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hub.flows import reconciliation as recon
 from hub.recon.files import FileWriter, Header
-from hub.recon.records import crm_line, crm_of, error_fields, hub_of
+from hub.recon.records import Rollback, crm_line, crm_of, error_fields, hub_of
 from hub.recon.staging import Announced, Comparison
 
 HUB_SENDER = "hub.UPS"  # the unified payment system, as the sender of error-handling files
@@ -27,19 +28,21 @@ class ErrorsWritten:
     held: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
-def _verdicts(comparison: Comparison, window: recon.Window) -> Iterator[tuple[object, dict[str, object]]]:
+def _verdicts(
+    comparison: Comparison, window: recon.Window, rollback: Rollback
+) -> Iterator[tuple[object, dict[str, Any]]]:
     after = 0
     while rows := comparison.rows(after, _PAGE):
         after = rows[-1]["n"]
+        rollback(rows)
         for row in rows:
             yield recon.classify_crm(crm_of(row), hub_of(row), window), row
 
 
-def write_errors(
-    comparison: Comparison, window: recon.Window, target: Path, announced: Announced
-) -> ErrorsWritten:
+def write_errors(comparison: Comparison, window: recon.Window, target: Path, announced: Announced,
+                 rollback: Rollback) -> ErrorsWritten:  # fmt: skip
     result = ErrorsWritten()
-    for verdict, row in _verdicts(comparison, window):
+    for verdict, row in _verdicts(comparison, window, rollback):
         if verdict is recon.Verdict.HELD:
             crm, hub = crm_of(row), hub_of(row)
             result.held.append((crm.agreement_id, "file", crm_line(crm)) if crm is not None
@@ -49,7 +52,7 @@ def write_errors(
             result.counts[verdict.reason_code] += 1
     header = Header(HUB_SENDER, announced.business_date, announced.scope, result.records)
     with FileWriter(target, header) as writer:
-        for verdict, _ in _verdicts(comparison, window):
+        for verdict, _ in _verdicts(comparison, window, rollback):
             if isinstance(verdict, recon.ErrorRecord):
                 writer.write(error_fields(verdict))
     result.sha256 = writer.sha256

@@ -32,16 +32,17 @@ from hub.flows.common import Refused
 from hub.messaging.outbound import to_rows
 from hub.outgoing import Outgoing
 from hub.recon.files import FileDefect
+from hub.recon.records import Rollback, bank_line, bank_of, hub_of, roll_back
 from hub.recon.staging import Announced, Comparison, check_bytes
 from hub.services.context import Ctx, Deps
 from hub.services.recon_corrections import Batch, apply_batch
 from hub.services.recon_province import write_errors
-from hub.store.recon_export import export_agreements
+from hub.store.recon_export import as_of
 from hub.store.rows import ts
 from hub.store.unit_of_work import Store
 
 log = logging.getLogger("signhub.recon")
-BATCH = 2_000  # corrections per unit of work: the write lock is held for milliseconds
+BATCH = 500  # corrections per unit of work: the write lock is held for tens of milliseconds
 
 
 async def on_recon_file(ctx: Ctx, msg: ReconFile) -> None:
@@ -156,25 +157,24 @@ class Reconciler:
 
     async def _compare(self, job: Job, comparison: Comparison) -> None:
         held = await self._held(job) if job.window.daily else []
-        export = job.work.with_suffix(".hub")
         w = job.window
         started = self._clock()
-        await asyncio.gather(
-            asyncio.to_thread(check_bytes, job.path, job.announced),
-            asyncio.to_thread(
-                export_agreements, self._db_path, job.kind, job.party.code, ts(w.end) or "", export
-            ),
-        )
-        started = self._phase(job, "checksum and hub export", started)
+        await asyncio.to_thread(check_bytes, job.path, job.announced)
+        started = self._phase(job, "checksum, lines, header and trailer", started)
         await asyncio.to_thread(comparison.check_records, job.kind, job.path)
         started = self._phase(job, "record check", started)
         lines = [h["line"] for h in held if h["side"] == "file"]
         keys = [h["record_key"] for h in held if h["side"] == "hub"]
-        total = await asyncio.to_thread(comparison.diff, job.kind, job.path, export, w.start, w.end, w.daily,
-                                        lines, keys)  # fmt: skip
-        self._phase(job, "join", started)
-        export.unlink(missing_ok=True)
+        total = await asyncio.to_thread(comparison.diff, job.kind, job.path, self._db_path, job.party.code, w.start,
+                                        w.end, w.daily, lines, keys)  # fmt: skip
+        self._phase(job, "join with the store", started)
         log.info("%s %s: %d pairs differ", job.party, job.file_name, total)
+
+    def _rollback(self, job: Job) -> Rollback:
+        """Rows of the comparison, with agreements changed since the cut-off as they were then."""
+        cutoff = ts(job.window.end) or ""
+        db_path = self._db_path
+        return lambda rows: roll_back(rows, cutoff, lambda ids: as_of(db_path, ids, cutoff))
 
     async def _held(self, job: Job) -> list[dict[str, Any]]:
         async with self._store.unit_of_work() as uow:
@@ -185,7 +185,9 @@ class Reconciler:
         after = row["progress"]
         started = self._clock()
         while True:
-            page = await asyncio.to_thread(_classify_bank_page, comparison, after, job.window)
+            page = await asyncio.to_thread(
+                _classify_bank_page, comparison, after, job.window, self._rollback(job)
+            )
             if page is None:
                 break
             after = page.last
@@ -212,7 +214,8 @@ class Reconciler:
         name = recon.errors_file_name(job.file_name)
         target = self._files / "outbound" / str(job.party) / name
         started = self._clock()
-        result = await asyncio.to_thread(write_errors, comparison, job.window, target, job.announced)
+        result = await asyncio.to_thread(write_errors, comparison, job.window, target, job.announced,
+                                         self._rollback(job))  # fmt: skip
         started = self._phase(job, "error file", started)
         body = recon.errors_ready(name, job.announced.business_date, result.records, result.sha256)
         await self._finish(job, result.counts, "ERRORS_SENT", body, held=result.held, errors_file=name,
@@ -259,13 +262,14 @@ class _Page:
     held: list[tuple[str, str, str | None]]
 
 
-def _classify_bank_page(comparison: Comparison, after: int, window: recon.Window) -> _Page | None:
+def _classify_bank_page(
+    comparison: Comparison, after: int, window: recon.Window, rollback: Rollback
+) -> _Page | None:
     """The next page of differing pairs, classified (in a worker thread: pure but not free)."""
-    from hub.recon.records import bank_line, bank_of, hub_of
-
     rows = comparison.rows(after, BATCH)
     if not rows:
         return None
+    rollback(rows)
     page = _Page(rows[-1]["n"], [], dict.fromkeys(recon.zero_counts("bank"), 0), [])
     for row in rows:
         bank, hub = bank_of(row), hub_of(row)

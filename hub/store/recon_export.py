@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 _LINE = ("agreement_id||'|'||bank||'|'||bank_agreement_no||'|'||phone||'|'||province||'|'||status||'|'||version"
          "||'|'||user_type||'|'||ifnull(recharge_threshold,'')||'|'||ifnull(recharge_amount,'')||'|'||auto_pay"
@@ -59,6 +61,25 @@ def _as_of(conn: sqlite3.Connection, where: str, code: str, cutoff: str) -> list
                   signed_at, at)  # fmt: skip
         lines.append("|".join(str(v) for v in fields) + "\n")
     return lines
+
+
+def as_of(db_path: str, agreement_ids: Sequence[str], cutoff: str) -> dict[str, tuple[dict[str, Any], str]]:
+    """The last version at or before `cutoff` of each agreement (its terms and when it was made);
+    an agreement made after the cut-off is not in the answer."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    found: dict[str, tuple[dict[str, Any], str]] = {}
+    try:
+        for i in range(0, len(agreement_ids), 500):
+            chunk = list(agreement_ids[i : i + 500])
+            rows = conn.execute(
+                "SELECT agreement_id, after, at FROM agreement_history WHERE at<=? AND agreement_id IN"
+                f" ({','.join('?' * len(chunk))}) ORDER BY agreement_id, version, id",
+                (cutoff, *chunk),
+            ).fetchall()
+            found.update((r[0], (json.loads(r[1]), r[2])) for r in rows)  # the last version wins
+    finally:
+        conn.close()
+    return found
 
 
 def _blank(value: object) -> object:

@@ -106,12 +106,14 @@ class ReconRows:
             return
         # The rows were read in this unit of work (FOR UPDATE on PostgreSQL; SQLite has one
         # writer), so the versions still hold: one set-wise statement for the batch.
-        rows = [agreement_to_row(after) | {"expected": before.version} for before, after, _ in changes]
-        cols = [c for c in rows[0] if c not in ("agreement_id", "expected")]
-        sets = ", ".join(f"{c}=?" for c in cols)
+        # Only what a correction changes: fewer index entries to touch.
+        rows = [(a.status.value, a.version, a.user_type.value, a.recharge_threshold, a.recharge_amount, int(a.auto_pay),
+                 ts(a.updated_at), a.agreement_id, b.version) for b, a, _ in changes]  # fmt: skip
         try:
-            await self._db.many(f"UPDATE agreements SET {sets} WHERE agreement_id=? AND version=?",
-                                [(*(r[c] for c in cols), r["agreement_id"], r["expected"]) for r in rows])  # fmt: skip
+            await self._db.many(
+                "UPDATE agreements SET status=?, version=?, user_type=?, recharge_threshold=?, recharge_amount=?,"
+                " auto_pay=?, updated_at=? WHERE agreement_id=? AND version=?", rows,
+            )  # fmt: skip
         except UniqueViolation as exc:
             raise Conflict("phone", None) from exc
         await self._history([(before, after, cls) for before, after, cls in changes], message_id, now)

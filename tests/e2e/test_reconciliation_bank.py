@@ -81,3 +81,16 @@ async def test_the_same_file_announced_twice_is_reconciled_once(hub: Hub, probe:
     )
     assert answers[1].body == first.body and answers[1].message_id == first.message_id
     assert (await _agreement(hub, a["agreement_id"]))["version"] == 2
+
+
+async def test_a_monthly_file_is_compared_with_the_hub_as_of_its_business_date(
+    hub: Hub, probe: Probe
+) -> None:
+    from datetime import timedelta
+
+    from tests.support.recon import today
+
+    signed_today = await signed(probe, "ICBC")
+    answer = await answered(hub, probe, "bank.ICBC", [], day=today() - timedelta(days=1))
+    assert sum(answer.body["counts"].values()) == 0  # it did not exist at yesterday's cut-off
+    assert (await _agreement(hub, signed_today["agreement_id"]))["status"] == "ACTIVE"

@@ -1,0 +1,133 @@
+"""`signhub recon`: reconciliation by hand, for an operator.
+
+- `signhub recon run --party bank.ICBC FILE`: takes a party's file (copied into its inbound
+  folder), checks and reconciles it now, in this process, exactly as an announced file is; the
+  answer (`recon.result` / `recon.errors`) waits in the outbox and reaches the party when a hub
+  relays it. The operator's run is recorded under message_id `operator-<id>`.
+- `signhub recon status [--party P]`: every file with its state, counts and reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from contracts.routing import Party, PartyKind
+from contracts.topology import Names
+from hub.flows.common import Timing
+from hub.parties import Registry
+from hub.recon.files import FileDefect, parse_header, sha256_of
+from hub.segments import SegmentTable
+from hub.services.context import Deps
+from hub.services.reconciliation import Job, Reconciler
+from hub.settings import Settings
+from hub.store.rows import ts
+from hub.store.sqlite import SqliteStore
+
+
+def add_parser(sub: Any) -> None:
+    recon = sub.add_parser("recon", help="reconciliation files by hand: run one, list them")
+    actions = recon.add_subparsers(dest="action", required=True)
+    run = actions.add_parser("run", help="check and reconcile a party's file now")
+    run.add_argument("--party", required=True, help="the file's sender, e.g. bank.ICBC or crm.GD")
+    run.add_argument("file", type=Path, help="the file (header, records, trailer)")
+    status = actions.add_parser("status", help="reconciliation files and their outcome")
+    status.add_argument("--party", help="only this party's files")
+
+
+async def run_recon(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.store_is_postgres:
+        print("signhub: reconciliation runs on the SQLite store only, for now", file=sys.stderr)
+        return 2
+    store = await SqliteStore.open(settings.store)
+    try:
+        if args.action == "status":
+            return await _status(store, args.party)
+        return await _run(settings, store, args.party, args.file)
+    finally:
+        await store.close()
+
+
+async def _status(store: SqliteStore, party: str | None) -> int:
+    rows = await store.query(
+        "SELECT party, file_name, business_date, scope, state, counts, reason, errors_file, applied, failed"
+        " FROM recon_files" + (" WHERE party=?" if party else "") + " ORDER BY received_at",
+        (party,) if party else (),
+    )
+    for r in rows:
+        detail = r["reason"] or r["counts"] or ""
+        extra = f" errors file {r['errors_file']}" if r["errors_file"] else ""
+        applied = f" applied {r['applied']} failed {r['failed']}" if r["applied"] is not None else ""
+        print(
+            f"{r['party']} {r['file_name']} {r['business_date']} {r['scope']} {r['state']} {detail}{extra}{applied}"
+        )
+    return 0
+
+
+async def _run(settings: Settings, store: SqliteStore, party_text: str, source: Path) -> int:
+    kind, _, code = party_text.partition(".")
+    if kind not in ("bank", "crm") or not code:
+        print(f"signhub: --party {party_text!r} is not bank.<CODE> or crm.<PROV>", file=sys.stderr)
+        return 2
+    try:
+        row = await asyncio.to_thread(_place, Path(settings.files), party_text, source)
+    except (OSError, UnicodeDecodeError, FileDefect) as exc:
+        print(f"signhub: {source}: {exc}", file=sys.stderr)
+        return 2
+    async with store.unit_of_work() as uow:
+        if await uow.recon().file(party_text, source.name) is not None:
+            print(
+                f"signhub: {party_text} {source.name} was reconciled before (signhub recon status)",
+                file=sys.stderr,
+            )
+            return 1
+        await uow.recon().add_file(row)
+    reconciler = Reconciler(store, _deps(settings, Party(PartyKind(kind), code)), Path(settings.files),
+                            settings.store, lambda: None)  # fmt: skip
+    await reconciler.reconcile(
+        Job.of(row | {"progress": 0}, Path(settings.files)), row | {"progress": 0, "counts": None}
+    )
+    return await _status(store, party_text) if await _report(store, party_text, source.name) else 1
+
+
+def _place(files: Path, party: str, source: Path) -> dict[str, Any]:
+    """Copies the file into the party's inbound folder; its record as if it had been announced."""
+    with source.open(encoding="utf-8") as f:
+        header = parse_header(f.readline().rstrip("\n"))
+    inbound = files / "inbound" / party / source.name
+    inbound.parent.mkdir(parents=True, exist_ok=True)
+    if source.resolve() != inbound.resolve():
+        shutil.copyfile(source, inbound)
+    return {"party": party, "file_name": source.name, "business_date": header.business_date.isoformat(),
+            "scope": header.scope, "record_count": header.record_count, "sha256": sha256_of(inbound),
+            "message_id": f"operator-{uuid.uuid4().hex[:16]}", "state": "OPERATOR",
+            "received_at": ts(datetime.now(UTC))}  # fmt: skip
+
+
+async def _report(store: SqliteStore, party: str, file_name: str) -> bool:
+    rows = await store.query("SELECT state, counts, reason FROM recon_files WHERE party=? AND file_name=?",
+                             (party, file_name))  # fmt: skip
+    state = rows[0]["state"]
+    print(json.dumps({"file_name": file_name, "state": state, "counts": json.loads(rows[0]["counts"] or "null"),
+                      "reason": rows[0]["reason"]}, ensure_ascii=False))  # fmt: skip
+    return bool(state != "REJECTED")
+
+
+def _deps(settings: Settings, party: Party) -> Deps:
+    from hub.bootstrap import new_id, utc_now
+    from hub.protection import DataProtector, load_or_create_key
+
+    keys, _ = load_or_create_key(settings.data_key.get_secret_value() if settings.data_key else None,
+                                 Path(settings.store).with_suffix(".key"))  # fmt: skip
+    registry = Registry.of(settings.banks, settings.provinces)
+    timing = Timing(timedelta(seconds=settings.crm_timeout_s), settings.crm_asks,
+                    timedelta(seconds=settings.approval_window_s))  # fmt: skip
+    segments = SegmentTable.load(settings.segments, settings.segment_overrides)
+    return Deps(Names(settings.prefix), registry, segments, DataProtector(keys), timing, new_id, utc_now)
