@@ -13,7 +13,7 @@ from contracts.masking import mask_body
 from hub.console import audit
 from hub.console.approvals import propose
 from hub.console.auth import Operator, Role, require
-from hub.console.context import Console, header
+from hub.console.context import Console, header, log
 from hub.flows.duplicates import Resolution
 from hub.protection import mask_digits_in_text
 from hub.services.operations import OperationRefused, resolve_case
@@ -122,7 +122,9 @@ async def resolve(console: Console, op: Operator, case_id: str, resolution: Reso
 async def apply(console: Console, case_id: str, resolution: Resolution, *, by: str, reason: str,
                 approved_by: str | None) -> dict[str, Any]:  # fmt: skip
     """Resolves the case (hub.services.operations), removes its copy from the manual queue, audits."""
-    before = await console.store.query("SELECT state, resolution FROM cases WHERE case_id=?", (case_id,))
+    rows = await console.store.query(
+        "SELECT state, resolution, new_agreement_id, flow_key FROM cases WHERE case_id=?", (case_id,)
+    )
     why = reason if approved_by is None else f"{reason} (approved by {approved_by})"
     outcome = await resolve_case(console.store, console.deps, case_id, resolution, by=by, reason=why)
     removed = await console.remove_copy(console.deps.names.manual_queue,
@@ -132,5 +134,8 @@ async def apply(console: Console, case_id: str, resolution: Resolution, *, by: s
     after = {"state": "RESOLVED", "resolution": resolution.value, "sent": outcome.messages,
              "manual_copy_removed": removed}  # fmt: skip
     await audit.record(console.store, console.deps.clock(), approved_by or by, f"case.{resolution.value}",
-                       target=case_id, reason=why, before=before[0] if before else None, after=after)  # fmt: skip
+                       target=case_id, reason=why, after=after,
+                       before={k: rows[0][k] for k in ("state", "resolution")} if rows else None)  # fmt: skip
+    ids = {"agreement_id": rows[0]["new_agreement_id"], "flow": rows[0]["flow_key"]} if rows else {}
+    log.info("case %s resolved %s by %s", case_id, resolution.value, by, extra=ids)
     return {"case_id": case_id, "state": "RESOLVED"} | after

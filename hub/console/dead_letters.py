@@ -22,7 +22,7 @@ from contracts.routing import Party
 from hub.console import audit
 from hub.console.approvals import propose
 from hub.console.auth import Operator, Role, require
-from hub.console.context import Console, header
+from hub.console.context import Console, header, log
 from hub.protection import mask_digits_in_text
 from hub.services.dispatch import HANDLERS
 from hub.services.operations import OperationRefused, discard_dead, replay_dead
@@ -123,7 +123,12 @@ async def replay(console: Console, by: str, dead_id: str, *, body: Any = None, a
                        "dead.EDIT_REPLAY" if body is not None else "dead.replay", target=dead_id,
                        reason=f"proposed by {by}" if approved_by else None,
                        before={"state": row["state"], "body": _masked(_original(console, row))}, after=after)  # fmt: skip
+    log.info("dead message %s replayed by %s", dead_id, approved_by or by, extra=_ids(row))
     return {"dead_id": dead_id} | after
+
+
+def _ids(row: dict[str, Any]) -> dict[str, Any]:
+    return {"message_id": row["message_id"], "sender": row["sender"], "msg_type": row["type"]}
 
 
 async def replay_as(console: Console, op: Operator, dead_id: str) -> dict[str, Any]:
@@ -139,6 +144,7 @@ async def discard(console: Console, op: Operator, dead_id: str, reason: str) -> 
     after = {"state": "DISCARDED", "dead_copy_removed": removed}
     await audit.record(console.store, console.deps.clock(), op.name, "dead.discard", target=dead_id, reason=reason,
                        before={"state": row["state"]}, after=after)  # fmt: skip
+    log.info("dead message %s discarded by %s", dead_id, op.name, extra=_ids(row))
     return {"dead_id": dead_id, "state": "DISCARDED", "dead_copy_removed": removed}
 
 

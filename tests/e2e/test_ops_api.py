@@ -121,13 +121,18 @@ async def test_replace_waits_for_a_second_approver_and_then_sends_every_message(
     assert actions == ["case.claim", "case.REPLACE.proposed", "case.REPLACE.approved", "case.REPLACE"]
 
 
-async def test_keep_existing_takes_effect_at_once(api: httpx.AsyncClient, stack: tuple[Hub, Probe]) -> None:
+async def test_keep_existing_takes_effect_at_once(
+    api: httpx.AsyncClient, stack: tuple[Hub, Probe], caplog: pytest.LogCaptureFixture
+) -> None:
     hub, probe = stack
     d = await duplicate_case(hub, probe)
     olga = await _as(api, "olga")
-    done = (await api.post(f"/api/ops/cases/{d['case_id']}/resolve",
-                           json={"resolution": "KEEP_EXISTING", "reason": "first wins"}, headers=olga)).json()  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="signhub.console"):
+        keep = {"resolution": "KEEP_EXISTING", "reason": "first wins"}
+        done = (await api.post(f"/api/ops/cases/{d['case_id']}/resolve", json=keep, headers=olga)).json()
     assert done["state"] == "RESOLVED" and done["manual_copy_removed"] is True
+    logged = [r for r in caplog.records if d["case_id"] in r.getMessage()]
+    assert logged and getattr(logged[0], "agreement_id", None) and getattr(logged[0], "flow", None)
     refused = await probe.expect(
         "REJECTED", to("bank.CCB", "sign.result", status="REJECTED", request_id=d["request_id"])
     )
