@@ -37,6 +37,18 @@ def pids_named(comm: str) -> list[int]:
     return found
 
 
+def broker_pids() -> list[int]:
+    """The RabbitMQ node's Erlang VM: `rabbitmqctl` runs a beam.smp of its own, short-lived."""
+    found = []
+    for pid in pids_named("beam.smp"):
+        try:
+            if b"rabbit boot" in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" "):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import resource
 import shutil
@@ -113,7 +114,7 @@ async def run_hub_side(args: argparse.Namespace, report: Report, run_id: str) ->
             profiler = await profiling.start(hub.pid, folded, args.profile_rate)
             await asyncio.sleep(1.0)  # py-spy attaches
         t0 = time.perf_counter()
-        watch = {"hub": [hub.pid], "broker": proc.pids_named("beam.smp")}
+        watch = {"hub": [hub.pid], "broker": proc.broker_pids()}
         side = await _drive_side("hub", args, report, hub.prefix, run_id, watch, rss_pid=hub.pid)
         if profiler is not None:
             said = await profiling.stop(profiler)
@@ -178,7 +179,7 @@ async def run_raw_side(args: argparse.Namespace, report: Report, run_id: str) ->
         report("")
         report(f"== raw-broker bound: bare relay (pid {relay_proc.pid}, python -m bench.relay, prefetch "
                f"{args.relay_prefetch}) in place of the hub, same parties, same queues ==")  # fmt: skip
-        watch = {"relay": [relay_proc.pid], "broker": proc.pids_named("beam.smp")}
+        watch = {"relay": [relay_proc.pid], "broker": proc.broker_pids()}
         side = await _drive_side("raw", args, report, prefix, run_id, watch, rss_pid=None)
     finally:
         if relay_proc is not None and relay_proc.returncode is None:
@@ -208,9 +209,16 @@ def _read_and_remove(log: Path) -> list[str]:
     return lines
 
 
+def _cpu_or_nan(pid: int) -> float:
+    try:
+        return proc.cpu_seconds(pid)
+    except OSError:  # the process ended: its figure is unknown, not zero
+        return math.nan
+
+
 def _cpu(watch: dict[str, list[int]]) -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    out = {name: sum(proc.cpu_seconds(pid) for pid in pids) for name, pids in watch.items()}
+    out = {name: sum(_cpu_or_nan(pid) for pid in pids) for name, pids in watch.items()}
     out["bench parties"] = usage.ru_utime + usage.ru_stime
     out[_MACHINE] = proc.machine_cpu()[0]
     return out
