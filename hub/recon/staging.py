@@ -160,11 +160,15 @@ class Comparison:
     def check_records(self, kind: str, path: Path) -> None:
         """Every record well-formed and every key once; else the reader names the first bad line."""
         spec = KINDS[kind]
-        row = self.db.execute(
-            f"SELECT count(*) FILTER (WHERE NOT ({self._ok(spec)})), count(*) FILTER (WHERE line LIKE 'D|%'),"
-            f" count(DISTINCT split_part(line, '|', 2)) FILTER (WHERE line LIKE 'D|%') FROM {_read_lines(str(path))}"
-        ).fetchone()  # fmt: skip
-        assert row is not None
+        try:
+            row = self.db.execute(
+                f"SELECT count(*) FILTER (WHERE NOT ({self._ok(spec)})), count(*) FILTER (WHERE line LIKE 'D|%'),"
+                f" count(DISTINCT split_part(line, '|', 2)) FILTER (WHERE line LIKE 'D|%') FROM {_read_lines(str(path))}"
+            ).fetchone()  # fmt: skip
+            assert row is not None
+        except duckdb.Error:  # e.g. a byte sequence that is not UTF-8: the line reader names it
+            _locate(path, spec.fields)
+            raise
         bad, total, keys = row
         if bad != 1 or keys != total:  # the trailer is the one line that is not a record
             _locate(path, spec.fields)

@@ -42,6 +42,7 @@ from hub.store.rows import ts
 from hub.store.unit_of_work import Store
 
 log = logging.getLogger("signhub.recon")
+_TRIES = 3
 BATCH = 500  # corrections per unit of work: the write lock is held for tens of milliseconds
 
 
@@ -112,6 +113,7 @@ class Reconciler:
         self._store, self._deps, self._files, self._db_path = store, deps, files, db_path
         self._wake_relay = wake_relay
         self._poll_s = poll_s
+        self._failures: dict[str, int] = {}
         self.phases: list[tuple[str, str, float]] = []  # (file, phase, seconds), for logs and the benchmark
         self._clock = time.perf_counter
 
@@ -137,7 +139,20 @@ class Reconciler:
         )
         if not rows:
             return False
-        await self.reconcile(Job.of(rows[0], self._files), rows[0])
+        job = Job.of(rows[0], self._files)
+        try:
+            await self.reconcile(job, rows[0])
+        except Exception as exc:
+            # Not the file's fault (the store or the comparison failed): try again, but a file that
+            # fails every time must not hold up the files behind it.
+            failures = self._failures[job.file_name] = self._failures.get(job.file_name, 0) + 1
+            log.exception(
+                "%s %s: reconciliation failed (%d of %d)", job.party, job.file_name, failures, _TRIES
+            )
+            if failures < _TRIES:
+                raise
+            await self._refuse(job, f"the hub could not reconcile the file ({type(exc).__name__}); "
+                                    "announce it again under another name")  # fmt: skip
         return True
 
     async def reconcile(self, job: Job, row: dict[str, Any]) -> None:

@@ -107,8 +107,9 @@ class ReconRows:
         # The rows were read in this unit of work (FOR UPDATE on PostgreSQL; SQLite has one
         # writer), so the versions still hold: one set-wise statement for the batch.
         # Only what a correction changes: fewer index entries to touch.
+        at = ts(now)  # every correction of the batch is made now
         rows = [(a.status.value, a.version, a.user_type.value, a.recharge_threshold, a.recharge_amount, int(a.auto_pay),
-                 ts(a.updated_at), a.agreement_id, b.version) for b, a, _ in changes]  # fmt: skip
+                 at, a.agreement_id, b.version) for b, a, _ in changes]  # fmt: skip
         try:
             await self._db.many(
                 "UPDATE agreements SET status=?, version=?, user_type=?, recharge_threshold=?, recharge_amount=?,"

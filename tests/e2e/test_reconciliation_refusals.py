@@ -112,3 +112,12 @@ async def test_a_missing_file_is_refused(hub: Hub, probe: Probe) -> None:
             "record_count": 0, "sha256": "0" * 64}  # fmt: skip
     answer = await announce_raw(probe, "bank.ICBC", body)
     assert answer.body["status"] == "REJECTED" and "NOFILE.txt" in answer.body["reason"]
+
+
+async def test_a_record_that_is_not_utf8_is_refused_naming_its_line(
+    hub: Hub, probe: Probe, signed_pair: list[Any]
+) -> None:
+    data = _file([bank_line(a, amt="1") for a in signed_pair]).replace(b"|3445|", b"|34\xff5|", 1)
+    reason = await _refused(hub, probe, "UTF.txt", data)
+    assert reason.startswith("line 2:") and "UTF-8" in reason
+    await _unchanged(hub, signed_pair)
