@@ -157,17 +157,24 @@ class Reconciler:
 
     async def reconcile(self, job: Job, row: dict[str, Any]) -> None:
         comparison = await asyncio.to_thread(Comparison, job.work)
+        finished = False
         try:
             if row["progress"] == 0 or not await asyncio.to_thread(comparison.has_diff):
+                # A comparison made anew numbers its pairs anew: earlier progress does not apply to it
+                # (the corrections already made no longer differ; their counts are kept).
+                row = row | {"progress": 0}
                 await self._compare(job, comparison)
             if job.kind == "bank":
                 await self._correct_hub(job, comparison, row)
             else:
                 await self._answer_province(job, comparison)
+            finished = True
         except FileDefect as defect:
             await self._refuse(job, str(defect))
+            finished = True
         finally:
-            await asyncio.to_thread(comparison.close, remove=True)
+            # Kept after a failure: the next attempt (or a restarted hub) goes on from `progress`.
+            await asyncio.to_thread(comparison.close, remove=finished)
         self._wake_relay()
 
     async def _compare(self, job: Job, comparison: Comparison) -> None:
