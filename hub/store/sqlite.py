@@ -227,7 +227,9 @@ class SqliteUnitOfWork:
         )
 
     async def session(self, session_id: str) -> SigningSession | None:
-        row = await self._db.one("SELECT * FROM signing_sessions WHERE session_id=?", (session_id,))
+        row = await self._db.one(
+            "SELECT * FROM signing_sessions WHERE session_id=?" + self._db.for_update, (session_id,)
+        )
         return None if row is None else row_to_session(row)
 
     async def save_session(self, session: SigningSession, now: datetime) -> None:
