@@ -50,6 +50,7 @@ class FaultPlan:
     up_s: tuple[float, float] = (0.2, 2.5)  # how long a started hub lives before its kill
     early_kills: float = 0.15  # share of kills that hit the hub while it starts
     repeats: float = 0.05  # share of party messages sent twice under one message_id
+    crm_timeout_s: float = 600.0  # short: CRM timers fire across kills; a flow may end CRM_TIMEOUT
     drain_s: float = 180.0
 
 
@@ -68,6 +69,7 @@ class FaultReport:
     store: dict[str, int] = field(default_factory=dict)
     publish_retries: int = 0
     repeats_sent: int = 0
+    timed_out: int = 0
     wall_s: float = 0.0
 
     def lines(self) -> list[str]:
@@ -78,7 +80,8 @@ class FaultReport:
             f"kills (SIGKILL) and restarts: {self.kills} ({self.early_kills} while the hub was starting); "
             f"broker restarts: {self.broker_restarts}",
             f"flows started: {self.started}",
-            f"flows finished: {self.finished} (bank got sign.result ACTIVE, CRM got sign.notify)",
+            f"flows finished: {self.finished} (bank got sign.result ACTIVE, CRM got sign.notify; "
+            f"or sign.response CRM_TIMEOUT: {self.timed_out})",
             f"flows lost: {len(self.lost)}" + (f" e.g. {self.lost[:5]}" if self.lost else ""),
             f"flows doubled: {len(self.doubled)}" + (f" e.g. {self.doubled[:5]}" if self.doubled else ""),
             f"duplicate deliveries (same message_id): {self.duplicate_deliveries}",
@@ -94,7 +97,7 @@ async def run_faults(plan: FaultPlan, workdir: Path) -> FaultReport:
     rng, report, began = random.Random(plan.seed), FaultReport(plan), time.monotonic()
     prefix = new_prefix("fault")
     async with hub_store(plan.store, workdir) as store:
-        hub = HubUnderFault(HubConfig(prefix, store, workdir, free_port()))
+        hub = HubUnderFault(HubConfig(prefix, store, workdir, free_port(), plan.crm_timeout_s))
         parties: SteadyParties | None = None
         try:
             await hub.start()
@@ -175,7 +178,9 @@ async def _drain(parties: SteadyParties, store: str, drain_s: float) -> None:
 
 
 def _finished(parties: SteadyParties, rid: str) -> bool:
-    return parties.status.get(rid) == "ACTIVE" and bool(parties.answers.get((rid, "sign.notify")))
+    """Signed (ACTIVE at the bank, notified to the CRM) or, with a short CRM timeout, refused."""
+    signed = parties.status.get(rid) == "ACTIVE" and bool(parties.answers.get((rid, "sign.notify")))
+    return signed or (parties.refused.get(rid) == "CRM_TIMEOUT" and rid not in parties.status)
 
 
 async def _count(parties: SteadyParties, store: str, report: FaultReport) -> None:
@@ -189,6 +194,7 @@ async def _count(parties: SteadyParties, store: str, report: FaultReport) -> Non
     report.refused = sum(len(m) for (_, t), m in parties.answers.items() if t == "message.rejected")
     report.publish_retries = parties.publish_retries
     report.repeats_sent = parties.repeats_sent
+    report.timed_out = sum(r == "CRM_TIMEOUT" for r in parties.refused.values())
     queries = {
         "agreements": "SELECT count(*) FROM agreements",
         "ACTIVE": "SELECT count(*) FROM agreements WHERE status='ACTIVE'",
@@ -213,10 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=6.0, help="flows started per second")
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--crm-timeout", type=float, default=600.0, help="SIGNHUB_CRM_TIMEOUT_S of the hub")
     parser.add_argument("--out", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     plan = FaultPlan(kills=args.kills, broker_restarts=args.broker_restarts, rate=args.rate, store=args.store,
-                     seed=args.seed)  # fmt: skip
+                     seed=args.seed, crm_timeout_s=args.crm_timeout)  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="signhub-faults-"))
     report = asyncio.run(run_faults(plan, workdir))
     text = "\n".join([f"$ python -m bench.faults {' '.join(argv or sys.argv[1:])}", *report.lines()]) + "\n"

@@ -55,6 +55,7 @@ def draw_inputs(n: int, seed: int) -> list[FuzzInput]:
 class FuzzReport:
     inputs: int = 0
     classes: Counter[str] = field(default_factory=Counter)
+    made: Counter[str] = field(default_factory=Counter)  # how the inputs were spoilt
     problems: list[str] = field(default_factory=list)
     hub_up: bool = False
     wall_s: float = 0.0
@@ -62,6 +63,8 @@ class FuzzReport:
     def lines(self) -> list[str]:
         return [
             f"signhub fuzz: {self.inputs} inputs through the broker to a running hub",
+            "inputs by how they were made (body / envelope):",
+            "  " + ", ".join(f"{name} {n}" for name, n in sorted(self.made.items())),
             "outcome classes:",
             *(f"  {name:<58} {n}" for name, n in sorted(self.classes.items())),
             f"hub up and healthy afterwards: {'yes' if self.hub_up else 'NO'}",
@@ -74,10 +77,14 @@ async def run_fuzz(n: int, seed: int, workdir: Path, settle_s: float = 300.0) ->
     began, report = time.monotonic(), FuzzReport(inputs=n)
     # aiormq gives a message without a message_id (or with an empty one) a random one: over the
     # broker such an input has an id. The edge's answer to a missing id is fuzzed in the unit test.
-    inputs = [replace(i, mid_mode="valid") if i.mid_mode in ("missing", "empty") else i
-              for i in draw_inputs(n, seed)]  # fmt: skip
+    inputs = [replace(i, mid_mode="valid", kind=i.kind.replace("+message_id", ""))
+              if i.mid_mode in ("missing", "empty") else i for i in draw_inputs(n, seed)]  # fmt: skip
     verdicts = [classify(i.delivery(k), REGISTRY, require_user_id=False, max_body=MAX_BODY)
                 for k, i in enumerate(inputs)]  # fmt: skip
+    for i in inputs:
+        body, _, envelope = i.kind.partition("+")
+        report.made[f"body:{body}"] += 1
+        report.made[f"envelope:{envelope or 'ok'}"] += 1
     prefix = new_prefix("fuzz")
     hub = HubUnderFault(HubConfig(prefix, str(workdir / "hub.db"), workdir, free_port()))
     collector: Collector | None = None

@@ -55,6 +55,7 @@ class SteadyParties:
         self.deliveries: Counter[tuple[str, str]] = Counter()  # (queue, message_id) -> times delivered
         self.answers: dict[tuple[str, str], set[str]] = defaultdict(set)  # (key, type) -> message_ids
         self.status: dict[str, str] = {}  # request_id -> the first sign.result status
+        self.refused: dict[str, str] = {}  # request_id -> reason_code of a REJECTED sign.response
         self.publish_retries = 0
         self._confirmed: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -159,6 +160,8 @@ class SteadyParties:
             await self.publish(f"bank.{code}.sign.confirmed", {
                 "request_id": rid, "bank_agreement_no": f"BA{rid}", "phone": phone, "account_no": CARD,
                 "account_type": "DEBIT", "signed_at": "2026-11-26T10:01:00+08:00"})  # fmt: skip
+        elif msg_type == "sign.response" and body.get("result") == "REJECTED":
+            self.refused.setdefault(rid, str(body.get("reason_code")))
         elif msg_type == "sign.result":
             self.status.setdefault(rid, str(body.get("status")))
 

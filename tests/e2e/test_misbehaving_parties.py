@@ -80,8 +80,9 @@ async def _verify_answers_taken(hub: Hub, count: int) -> bool:
 async def test_a_slow_crm_answering_after_the_first_ask_timed_out_but_before_the_last_counts(
     tmp_path: Path,
 ) -> None:
-    knobs = {"crm_knobs": {"GD": CrmKnobs(delay_s=1.5)}}
-    async with _hub_and_sims(tmp_path, {"crm_timeout_s": 1.0, "crm_asks": 3}, **knobs) as (hub, sims):
+    # Asks at 0, 2 and 4 s, the last timing out at 6 s; each answer comes 3 s after its ask.
+    knobs = {"crm_knobs": {"GD": CrmKnobs(delay_s=3.0)}}
+    async with _hub_and_sims(tmp_path, {"crm_timeout_s": 2.0, "crm_asks": 3}, **knobs) as (hub, sims):
         phone, rid = await _sign(sims)
         result = await sims.banks["ICBC"].wait_result(rid, WAIT_S)
         asks = sims.crms["GD"].recorder.of_type("verify.request")
@@ -107,7 +108,8 @@ async def test_a_crm_that_answers_twice_gets_one_approval_to_the_bank(tmp_path: 
 
 
 async def test_a_crm_answering_after_the_last_ask_timed_out_changes_nothing(tmp_path: Path) -> None:
-    knobs = {"crm_knobs": {"GD": CrmKnobs(delay_s=2.5)}}
+    # Asks at 0 and 1 s, the last timing out at 2 s; the answers come at 4 and 5 s.
+    knobs = {"crm_knobs": {"GD": CrmKnobs(delay_s=4.0)}}
     async with _hub_and_sims(tmp_path, {"crm_timeout_s": 1.0, "crm_asks": 2}, **knobs) as (hub, sims):
         phone, rid = await _sign(sims)
         answer = await sims.banks["ICBC"].wait_response(rid, WAIT_S)
