@@ -8,9 +8,11 @@ a dead-letter route would lose it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
+from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitMessage, RabbitQueue
 from faststream.rabbit.schemas import Channel
@@ -25,6 +27,7 @@ from hub.messaging.topology import HubNames
 _BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
                    "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count")  # fmt: skip
 REQUEUE_PAUSE_S = 1.0
+log = logging.getLogger("signhub.consumers")
 
 
 def _plain(value: Any) -> Any:
@@ -96,9 +99,19 @@ class GroupCommitter:
             while len(group) < self._max_group and not self._queue.empty():
                 group.append(self._queue.get_nowait())
             deliveries = [delivery_from(m.raw_message, self._names) for m in group]
-            actions = await self._intake.take_batch(deliveries)
+            try:
+                actions = await self._intake.take_batch(deliveries)
+            except Exception:
+                log.exception("a group of %d deliveries failed; the broker will deliver them again", len(group))
+                continue
             for message, action in zip(group, actions, strict=True):
-                await _settle(message, action)
+                try:
+                    await _settle(message, action)
+                except (AMQPError, ChannelInvalidStateError, ConnectionError) as exc:
+                    # The channel went away (a broker restart): the delivery was not acknowledged,
+                    # so the broker delivers it again on the restored channel; its effect is
+                    # committed, and the inbox makes the redelivery a repeat with no second effect.
+                    log.warning("could not settle %s: %r; it will be redelivered", message.message_id, exc)
 
 
 def register_consumers(broker: RabbitBroker, hub: HubNames, intake: Intake, prefetch: int) -> GroupCommitter:
