@@ -24,6 +24,7 @@ _LABELS = {
     "agreement.sign": "agreement recorded",
     "agreement.unsign": "agreement cancelled",
     "agreement.modify": "terms modified",
+    "agreement.reconciled": "corrected by reconciliation: the bank's data wins",
 }
 PUBLIC_COLUMNS = (
     "agreement_id", "version", "status", "phone", "province", "bank", "bank_agreement_no", "account_last4",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from hub import timeline
 from hub.bootstrap import Hub
+from hub.services.query import agreement_reports
 from tests.support.data import fresh_phone
 from tests.support.hubrun import running_hub
 from tests.support.probe import Probe, in_queue, to
@@ -46,6 +49,10 @@ async def test_each_bank_discrepancy_is_classified_counted_and_corrected(hub: Hu
     history = await hub.store.query("SELECT source, change FROM agreement_history WHERE agreement_id=? ORDER BY id",
                                     (terms["agreement_id"],))  # fmt: skip
     assert history[-1] == {"source": "RECONCILIATION", "change": "RECONCILE"}
+    report = timeline.render(
+        (await agreement_reports(hub.store, terms["agreement_id"], datetime.now(UTC)))[0]
+    )
+    assert "corrected by reconciliation" in report and "TERMS_MISMATCH" in report
     untouched = await _agreement(hub, same["agreement_id"])
     assert untouched["version"] == 1
 
