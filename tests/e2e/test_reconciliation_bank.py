@@ -5,16 +5,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
+from contracts.common import Scope
 from hub import timeline
 from hub.bootstrap import Hub
+from hub.errors import StoreBusy
 from hub.services.query import agreement_reports
+from hub.services.reconciliation import Job, Reconciler
+from hub.store.unit_of_work import Store
+from simulators.recon_files import upload
 from tests.support.data import fresh_phone
 from tests.support.hubrun import running_hub
 from tests.support.probe import Probe, in_queue, to
-from tests.support.recon import answered, bank_line, reconcile, signed
+from tests.support.recon import answered, bank_line, reconcile, signed, today
 
 
 @pytest.fixture
@@ -101,3 +107,48 @@ async def test_a_monthly_file_is_compared_with_the_hub_as_of_its_business_date(
     answer = await answered(hub, probe, "bank.ICBC", [], day=today() - timedelta(days=1))
     assert sum(answer.body["counts"].values()) == 0  # it did not exist at yesterday's cut-off
     assert (await _agreement(hub, signed_today["agreement_id"]))["status"] == "ACTIVE"
+
+
+class _FailsOnce:
+    """The hub's store, whose `fail_at`-th unit of work fails once (a crash between two of them)."""
+
+    def __init__(self, store: Any, fail_at: int) -> None:
+        self._store, self._left = store, fail_at
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def unit_of_work(self) -> Any:
+        self._left -= 1
+        if self._left == 0:
+            raise StoreBusy("the store went away")
+        return self._store.unit_of_work()
+
+
+async def test_a_reconciliation_that_failed_midway_goes_on_without_correcting_twice(
+    hub: Hub, probe: Probe
+) -> None:
+    agreements = [await signed(probe, "ICBC") for _ in range(3)]
+    made = upload(Path(hub.settings.files), "bank.ICBC", today(), Scope.MONTHLY,
+                  [bank_line(a, amt="7100") for a in agreements])  # fmt: skip
+    row = {"party": "bank.ICBC", "file_name": made.path.name, "business_date": today().isoformat(),
+           "scope": "MONTHLY", "record_count": 3, "sha256": made.announcement.sha256, "message_id": "op-1",
+           "state": "OPERATOR", "received_at": "2026-11-26T00:00:00.000000+00:00"}  # fmt: skip
+    async with hub.store.unit_of_work() as uow:
+        await uow.recon().add_file(row)
+    files = Path(hub.settings.files)
+    flaky = Reconciler(
+        cast(Store, _FailsOnce(hub.store, 2)), hub.deps, files, hub.settings.store, lambda: None
+    )
+    with pytest.raises(StoreBusy):  # the corrections are committed, the answer is not
+        await flaky.reconcile(Job.of(row | {"progress": 0}, files), row | {"progress": 0, "counts": None})
+    saved = (await hub.store.query("SELECT * FROM recon_files WHERE file_name=?", (made.path.name,)))[0]
+    assert saved["state"] == "OPERATOR" and saved["progress"] > 0
+    again = Reconciler(hub.store, hub.deps, files, hub.settings.store, lambda: None)
+    await again.reconcile(Job.of(saved, files), saved)
+    done = (
+        await hub.store.query("SELECT state, counts FROM recon_files WHERE file_name=?", (made.path.name,))
+    )[0]
+    assert done["state"] == "RECONCILED" and '"TERMS_MISMATCH": 3' in done["counts"]
+    for a in agreements:
+        assert (await _agreement(hub, a["agreement_id"]))["version"] == 2  # corrected once
