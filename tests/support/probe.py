@@ -88,7 +88,7 @@ class Probe:
         await exchange.publish(message, routing_key=routing_key or f"{party}.{msg_type}", mandatory=True)
         return mid
 
-    async def expect(self, what: str, match: Match, timeout: float = 10.0) -> Received:
+    async def expect(self, what: str, match: Match, timeout: float = 30.0) -> Received:
         """The first received message matching `match`; fails naming `what` after `timeout` s."""
         async with self._changed:
             try:
@@ -103,7 +103,7 @@ class Probe:
             return found
 
     async def expect_count(
-        self, what: str, match: Match, count: int, timeout: float = 10.0
+        self, what: str, match: Match, count: int, timeout: float = 30.0
     ) -> list[Received]:
         async with self._changed:
             try:
