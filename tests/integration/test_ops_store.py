@@ -20,7 +20,9 @@ from hub.protection import DataProtector
 from hub.segments import SegmentTable
 from hub.services.context import Deps
 from hub.store.dbapi import UniqueViolation
+from hub.store.postgres import PostgresStore
 from hub.store.unit_of_work import Store
+from tests.support.pg import fresh_database
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -99,12 +101,16 @@ async def test_a_row_changed_behind_the_stores_back_breaks_the_chain(store: Stor
     assert not verdict.ok and verdict.first_bad_seq == 2
 
 
-async def test_postgres_refuses_truncating_the_audit_log(store: Store) -> None:
-    if getattr(store, "_db", None) is not None:
-        pytest.skip("SQLite has no TRUNCATE")
-    await audit.record(store, NOW, "alice", "case.claim")
-    with pytest.raises(asyncpg.PostgresError, match="append-only"):
-        await _raw(store, "TRUNCATE audit_log")
+async def test_postgres_refuses_truncating_the_audit_log() -> None:
+    # PostgreSQL only: SQLite has no TRUNCATE (its DELETE trigger is tested above).
+    async with fresh_database() as url:
+        store = await PostgresStore.open(url)
+        try:
+            await audit.record(store, NOW, "alice", "case.claim")
+            with pytest.raises(asyncpg.PostgresError, match="append-only"):
+                await _raw(store, "TRUNCATE audit_log")
+        finally:
+            await store.close()
 
 
 def _console(store: Store) -> Console:
