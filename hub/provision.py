@@ -63,7 +63,8 @@ def provision(
     existing = set(_users(ctl))
     out = []
     for g in grants:
-        password = secrets.token_urlsafe(18)
+        # Hex: a password starting with "-" would be read by rabbitmqctl as an option.
+        password = secrets.token_hex(18)
         if g.user not in existing:
             _ok(ctl(["add_user", g.user, password]), g.user)
             note = password
