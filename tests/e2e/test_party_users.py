@@ -26,8 +26,8 @@ async def users(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple
     async with running_hub(workdir, require_user_id=True, **PARTIES_OF_TEST) as (hub, probe):
         grants = [grant_for(Names(hub.settings.prefix), p) for p in hub.registry.parties()]
         ctl = rabbitmqctl()
-        rows = provision(ctl, grants)
-        try:
+        try:  # users made before a failure are removed too
+            rows = provision(ctl, grants)
             yield probe, {user: password for _, user, password in rows}, hub.settings.prefix
         finally:
             remove(ctl, grants)
