@@ -28,6 +28,7 @@ from contracts.common import (
     UserType,
     Version,
     check_answer,
+    check_change_result,
 )
 
 
@@ -165,10 +166,7 @@ class _ChangeResult(Message):
 
     @model_validator(mode="after")
     def _conditional_fields(self) -> Self:
-        if self.result is Outcome.REJECTED and self.reason_code is None:
-            raise ValueError("reason_code is required when REJECTED")
-        if self.result is Outcome.OK and self.agreement_version is None:
-            raise ValueError("agreement_version is required when OK")
+        check_change_result(self)
         return self
 
 

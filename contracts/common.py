@@ -68,6 +68,15 @@ def check_answer(answer: Any, *, refused: bool, granted: bool, granted_word: str
         raise ValueError("recharge_threshold and recharge_amount are required when PREPAID")
 
 
+def check_change_result(result: Any) -> None:
+    """`unsign.result` / `modify.result`, to a bank or a CRM: a refusal names its reason code, an
+    OK names the agreement_version it produced."""
+    if result.result == "REJECTED" and result.reason_code is None:
+        raise ValueError("reason_code is required when REJECTED")
+    if result.result == "OK" and result.agreement_version is None:
+        raise ValueError("agreement_version is required when OK")
+
+
 class Message(BaseModel):
     """Base of every wire body: JSON object, unknown fields ignored, strict JSON types."""
 

@@ -26,6 +26,7 @@ from contracts.common import (
     UserType,
     Version,
     check_answer,
+    check_change_result,
 )
 
 # --- from a CRM ---------------------------------------------------------------------------
@@ -157,10 +158,7 @@ class _CrmChangeResult(Message):
 
     @model_validator(mode="after")
     def _conditional_fields(self) -> Self:
-        if self.result is Outcome.REJECTED and self.reason_code is None:
-            raise ValueError("reason_code is required when REJECTED")
-        if self.result is Outcome.OK and self.agreement_version is None:
-            raise ValueError("agreement_version is required when OK")
+        check_change_result(self)
         return self
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, Route, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, expect
 
 from hub.bootstrap import Hub, build_hub
 from hub.messaging.topology import delete_topology
@@ -22,13 +22,11 @@ from simulators.bank import BankKnobs
 from simulators.runner import Simulators, start_simulators
 from simulators.seed import Account, World, build_world
 from simulators.web_sites import WebSites, addresses, serve_web_sites
+from tests.support.browser import chromium
 from tests.support.hubrun import AMQP_URL, free_port, hub_settings
 
 pytestmark = pytest.mark.broker
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]  # fmt: skip
 KEY = "browser-test-hall-key-0123456789"
 WAIT_MS = 15_000
 
@@ -84,15 +82,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():  # noqa: ASYNC240 (once per module, before any I/O of the test)
-        message = "Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

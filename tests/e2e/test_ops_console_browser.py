@@ -14,18 +14,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from hub.bootstrap import Hub
+from tests.support.browser import chromium
 from tests.support.console import PASSWORD, base_url, console_hub, duplicate_case
 from tests.support.data import fresh_phone, sign_request
 from tests.support.probe import Probe, to
 
 pytestmark = pytest.mark.broker
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]  # fmt: skip
 WAIT_MS = 15_000
 
 
@@ -37,15 +35,8 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():  # noqa: ASYNC240 (once per module, before any I/O of the test)
-        message = "Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
