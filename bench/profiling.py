@@ -61,7 +61,7 @@ def _function(frame: str, keep_line: bool = False) -> str:
 
 # Leaves where a thread waits rather than works (py-spy --idle keeps these samples).
 _WAITING = ("EpollSelector.select (selectors.py", "Condition.wait (threading.py", "Queue.get (queue.py",
-            "_connection_worker_thread (aiosqlite/core.py:59)")  # fmt: skip
+            "_connection_worker_thread (aiosqlite/core.py:59)", "_worker (concurrent/futures/thread.py:81)")  # fmt: skip
 
 
 @dataclass

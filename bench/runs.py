@@ -9,6 +9,7 @@ import math
 import os
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -56,7 +57,7 @@ async def describe(args: argparse.Namespace, report: Report) -> None:
     for key, value in proc.machine().items():
         report(f"  {key}: {value}")
     report(f"  broker: {broker}; aio-pika {version('aio-pika')}, aiormq {version('aiormq')}, "
-           f"faststream {version('faststream')}, aiosqlite {version('aiosqlite')}")  # fmt: skip
+           f"faststream {version('faststream')}, SQLite {sqlite3.sqlite_version}")  # fmt: skip
     report(f"  code: {_git_state()}")
     report("== settings ==")
     report(f"  command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}")

@@ -86,6 +86,7 @@ class Hub:
     async def start(self) -> None:
         if self.committer is not None:
             self.tasks.append(asyncio.create_task(self.committer.run(), name="group-commit"))
+            await self.committer.consume(self.connection, self.hub_names.inbound_queue, self.settings.prefetch)
         await self.broker.start()
         self.tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         self.tasks.append(asyncio.create_task(self.timers.run(), name="crm-timers"))
@@ -109,6 +110,8 @@ class Hub:
             if task.get_name() != "http":
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.committer is not None:
+            await self.committer.close()
         await self.broker.stop()
         if self.http is not None:
             self.http.should_exit = True

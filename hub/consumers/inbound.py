@@ -1,8 +1,14 @@
-"""The hub's consumers: thin FastStream subscribers that turn a delivery into a `Delivery` and
-hand it to the intake, then settle it as the intake says (ack only after the effect committed).
+"""The hub's consumers: thin, they turn a delivery into a `Delivery`, hand it to the intake, then
+settle it as the intake says (ack only after the effect committed).
 
-Manual acknowledgement on purpose: FastStream's default rejects a failing message, which without
-a dead-letter route would lose it.
+The inbound queue, which carries every party message, is consumed with aio-pika directly: a
+FastStream subscriber that takes the message object resolves it as a dependency on a worker
+thread, one thread hop per delivery, which the profile showed as a tenth of the event loop's
+work (bench/README.md). The poison queue, which sees a message only when something is badly
+wrong, keeps a FastStream subscriber.
+
+Manual acknowledgement on purpose: a default that rejects a failing message would, without a
+dead-letter route, lose it.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import asyncio
 import logging
 from typing import Any
 
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitMessage, RabbitQueue
@@ -66,7 +72,7 @@ def _first_hop(raw: AbstractIncomingMessage) -> tuple[str, str]:
     return raw.exchange or "", raw.routing_key or ""
 
 
-async def _settle(message: RabbitMessage, action: Action) -> None:
+async def _settle(message: AbstractIncomingMessage, action: Action) -> None:
     if action is Action.ACK:
         await message.ack()
     else:
@@ -88,17 +94,31 @@ class GroupCommitter:
         self._intake = intake
         self._names = names
         self._max_group = max_group
-        self._queue: asyncio.Queue[RabbitMessage] = asyncio.Queue()
+        self._queue: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._channel: AbstractChannel | None = None
 
-    async def submit(self, message: RabbitMessage) -> None:
-        await self._queue.put(message)
+    async def submit(self, message: AbstractIncomingMessage) -> None:
+        self._queue.put_nowait(message)  # unbounded, but never above the channel's prefetch
+
+    async def consume(self, connection: AbstractRobustConnection, queue_name: str, prefetch: int) -> None:
+        """Starts taking deliveries from the hub's inbound queue (a robust channel: after a broker
+        restart the consumer comes back by itself)."""
+        self._channel = await connection.channel()
+        await self._channel.set_qos(prefetch_count=prefetch)
+        queue = await self._channel.get_queue(queue_name, ensure=False)
+        await queue.consume(self.submit, no_ack=False)
+
+    async def close(self) -> None:
+        """Stops the deliveries; the unacknowledged ones go back to the queue with the channel."""
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
 
     async def run(self) -> None:
         while True:
             group = [await self._queue.get()]
             while len(group) < self._max_group and not self._queue.empty():
                 group.append(self._queue.get_nowait())
-            deliveries = [delivery_from(m.raw_message, self._names) for m in group]
+            deliveries = [delivery_from(m, self._names) for m in group]
             try:
                 actions = await self._intake.take_batch(deliveries)
             except Exception:
@@ -115,17 +135,13 @@ class GroupCommitter:
 
 
 def register_consumers(broker: RabbitBroker, hub: HubNames, intake: Intake, prefetch: int) -> GroupCommitter:
-    committer = GroupCommitter(intake, hub.names, max_group=prefetch)
-
-    @broker.subscriber(RabbitQueue(hub.inbound_queue, declare=False), ack_policy=AckPolicy.MANUAL,
-                       decoder=_raw_body, channel=Channel(prefetch_count=prefetch))  # fmt: skip
-    async def hub_inbound(body: bytes, message: RabbitMessage) -> None:
-        await committer.submit(message)
+    """The poison queue's FastStream subscriber, and the inbound queue's committer, which starts
+    consuming when the hub starts (`GroupCommitter.consume`)."""
 
     @broker.subscriber(RabbitQueue(hub.poison_queue, declare=False), ack_policy=AckPolicy.MANUAL,
                        decoder=_raw_body, channel=Channel(prefetch_count=1))  # fmt: skip
     async def hub_poison(body: bytes, message: RabbitMessage) -> None:
         delivery = delivery_from(message.raw_message, hub.names)
-        await _settle(message, await intake.take(delivery, poisoned=True))
+        await _settle(message.raw_message, await intake.take(delivery, poisoned=True))
 
-    return committer
+    return GroupCommitter(intake, hub.names, max_group=prefetch)

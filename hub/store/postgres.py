@@ -74,6 +74,9 @@ class PgDb:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
+    def offloaded(self) -> PgDb:
+        return self  # asyncpg awaits the server without blocking the event loop
+
     async def run(self, sql: str, params: Params = ()) -> int:
         text, args = translate(sql, params)
         try:

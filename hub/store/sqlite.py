@@ -1,4 +1,4 @@
-"""The embedded store on SQLite (aiosqlite), WAL mode, one writer at a time.
+"""The embedded store on SQLite (the standard sqlite3 module), WAL mode, one writer at a time.
 
 Driver errors become the hub's own: a busy or failing database is `StoreBusy` (transient), a
 unique-index violation is `Conflict`. Flows never see sqlite3.
@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from hub.agreements import Agreement, Case, SigningFlow
 from hub.errors import Conflict, StoreBusy
@@ -27,6 +26,8 @@ from hub.store.rows import agreement_to_row, flow_to_row, row_to_agreement, row_
 from hub.store.schema import MIGRATIONS
 from hub.store.session_rows import row_to_session, session_to_row
 from hub.store.unit_of_work import DeadRecord, OutboxClaim, OutboxRow
+
+T = TypeVar("T")
 
 
 def outbox_row(row: Any) -> OutboxRow:
@@ -47,39 +48,71 @@ def case_of(row: Any) -> Case:
 
 
 class _Db:
-    """Executes statements and translates driver errors (hub.store.dbapi.Db on SQLite)."""
+    """Executes statements and translates driver errors (hub.store.dbapi.Db on SQLite).
+
+    Statements of the message path run inline on the event loop: on indexed rows they take tens of
+    microseconds, less than a hand-off to a driver thread and back (which, about ten times per
+    message, was the hub's largest cost in the profile; bench/README.md). What may scan or wait
+    for the disk runs on the store's one thread instead (`offloaded()`: reconciliation, housekeeping,
+    ad-hoc queries; and every COMMIT, whose fsync is the slow part). The store's lock keeps the two
+    from ever using the connection at the same time.
+    """
 
     for_update = ""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, worker: ThreadPoolExecutor, *, offload: bool = False) -> None:
         self.conn = conn
+        self._worker = worker
+        self._offload = offload
+
+    def offloaded(self) -> _Db:
+        """The same connection with every statement run on the store's thread."""
+        return _Db(self.conn, self._worker, offload=True)
+
+    async def on_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.on_thread(fn, *args) if self._offload else fn(*args)
 
     async def run(self, sql: str, params: Params = ()) -> int:
+        return await self._call(self._run, sql, params)
+
+    async def one(self, sql: str, params: Params = ()) -> Any:
+        return await self._call(self._one, sql, params)
+
+    async def all(self, sql: str, params: Params = ()) -> list[Any]:
+        return await self._call(self._all, sql, params)
+
+    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._call(self._many, sql, rows)
+
+    async def commit(self) -> None:
+        await self.on_thread(self._run, "COMMIT", ())
+
+    def _run(self, sql: str, params: Params) -> int:
         try:
-            cursor = await self.conn.execute(sql, params)
+            return int(self.conn.execute(sql, params).rowcount)
         except sqlite3.IntegrityError as exc:
             raise UniqueViolation(str(exc)) from exc
         except sqlite3.OperationalError as exc:
             raise StoreBusy(str(exc)) from exc
-        return int(cursor.rowcount)
 
-    async def one(self, sql: str, params: Params = ()) -> Any:
+    def _one(self, sql: str, params: Params) -> Any:
         try:
-            async with self.conn.execute(sql, params) as cur:
-                return await cur.fetchone()
+            return self.conn.execute(sql, params).fetchone()
         except sqlite3.OperationalError as exc:
             raise StoreBusy(str(exc)) from exc
 
-    async def all(self, sql: str, params: Params = ()) -> list[Any]:
+    def _all(self, sql: str, params: Params) -> list[Any]:
         try:
-            async with self.conn.execute(sql, params) as cur:
-                return list(await cur.fetchall())
+            return self.conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
             raise StoreBusy(str(exc)) from exc
 
-    async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
-            await self.conn.executemany(sql, rows)
+            self.conn.executemany(sql, rows)
         except sqlite3.IntegrityError as exc:
             raise UniqueViolation(str(exc)) from exc
         except sqlite3.OperationalError as exc:
@@ -94,14 +127,14 @@ class SqliteUnitOfWork:
 
     def recon(self) -> ReconRows:
         """Reconciliation's files, held records and batch corrections, in this unit of work."""
-        return ReconRows(self._db)
+        return ReconRows(self._db.offloaded())
 
     def ops(self) -> OpsRows:
         """The operations console's operators, sessions, claims, approvals and audit log."""
         return OpsRows(self._db)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return await self._db.run(sql, params)
+        return await self._db.offloaded().run(sql, params)
 
     async def seen(self, sender: str, message_id: str) -> bool:
         row = await self._db.one("SELECT 1 FROM inbox WHERE sender=? AND message_id=?", (sender, message_id))
@@ -296,35 +329,36 @@ class SqliteUnitOfWork:
 class SqliteStore:
     """The store: units of work for flows, plus the relay's and the timers' queries."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._db = _Db(conn)
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signhub-store")
+        self._db = _Db(conn, self._worker)
+        self._slow = self._db.offloaded()
         # One writer at a time: SQLite allows no more, and the lock keeps waits in Python, not in
-        # the driver's busy handler.
+        # the driver's busy handler. It also keeps the event loop and the store's thread from
+        # using the connection at once.
         self._lock = asyncio.Lock()
         self.synchronous = "FULL"
+        self._closed = False
 
     @classmethod
     async def open(cls, path: str | Path, *, synchronous: str = "FULL") -> SqliteStore:
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute(f"PRAGMA synchronous={synchronous}")
-        await conn.execute("PRAGMA busy_timeout=5000")
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA busy_timeout=5000")
         store = cls(conn)
         store.synchronous = synchronous
-        await store._migrate()
+        await store._slow.on_thread(store._migrate)
         return store
 
-    async def _migrate(self) -> None:
+    def _migrate(self) -> None:
         conn = self._db.conn
-        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        async with conn.execute("SELECT max(version) FROM schema_version") as cur:
-            row = await cur.fetchone()
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
         current = (row[0] if row else None) or 0
         for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
-            await conn.executescript(
-                f"BEGIN;\n{script}\nINSERT INTO schema_version VALUES ({number});\nCOMMIT;"
-            )
+            conn.executescript(f"BEGIN;\n{script}\nINSERT INTO schema_version VALUES ({number});\nCOMMIT;")
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[SqliteUnitOfWork]:
@@ -333,12 +367,12 @@ class SqliteStore:
             try:
                 yield SqliteUnitOfWork(self._db)
             except BaseException:
-                await self._db.conn.execute("ROLLBACK")
+                self._db.conn.execute("ROLLBACK")
                 raise
             try:
-                await self._db.run("COMMIT")
+                await self._db.commit()
             except StoreBusy:
-                await self._db.conn.execute("ROLLBACK")
+                self._db.conn.execute("ROLLBACK")
                 raise
 
     @asynccontextmanager
@@ -357,15 +391,19 @@ class SqliteStore:
         if not ids:
             return
         async with self._lock:
-            marks = ",".join("?" * len(ids))
-            # Losing this mark in a power cut only means publishing again under the same
-            # message_id, so it need not wait for its own fsync: in WAL mode the next FULL commit
-            # syncs it along with its own.
-            await self._db.run("PRAGMA synchronous=NORMAL")
-            try:
-                await self._db.run(f"UPDATE outbox SET sent_at=? WHERE id IN ({marks})", (ts(now), *ids))
-            finally:
-                await self._db.run(f"PRAGMA synchronous={self.synchronous}")
+            await self._slow.on_thread(self._mark_sent, ids, ts(now))
+
+    def _mark_sent(self, ids: Sequence[int], at: str) -> None:
+        """On the store's thread: a commit may run a WAL checkpoint, which waits for the disk."""
+        marks = ",".join("?" * len(ids))
+        # Losing this mark in a power cut only means publishing again under the same message_id,
+        # so it need not wait for its own fsync: in WAL mode the next FULL commit syncs it along
+        # with its own.
+        self._db._run("PRAGMA synchronous=NORMAL", ())
+        try:
+            self._db._run(f"UPDATE outbox SET sent_at=? WHERE id IN ({marks})", (at, *ids))
+        finally:
+            self._db._run(f"PRAGMA synchronous={self.synchronous}", ())
 
     async def due_sessions(self, now: datetime, limit: int) -> list[str]:
         """Open flow-1 sessions past their window, for the sweeper to expire."""
@@ -397,24 +435,29 @@ class SqliteStore:
         out: dict[str, int] = {}
         async with self._lock:
             for name, sql in queries.items():
-                row = await self._db.one(sql)
+                row = await self._slow.one(sql)
                 out[name] = int(row[0])
         return out
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Read-only rows as dicts, for the CLI, the HTTP endpoints and tests."""
         async with self._lock:
-            rows = await self._db.all(sql, params)
+            rows = await self._slow.all(sql, params)
         return [dict(r) for r in rows]
 
     async def put_meta_if_absent(self, key: str, value: str) -> str:
         """Stores `value` under `key` unless one is there; returns the stored value."""
         async with self._lock:
-            await self._db.run(
+            await self._slow.run(
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", (key, value)
             )
             row = await self._db.one("SELECT value FROM meta WHERE key=?", (key,))
         return str(row["value"])
 
     async def close(self) -> None:
-        await self._db.conn.close()
+        if self._closed:
+            return
+        self._closed = True
+        async with self._lock:
+            await self._slow.on_thread(self._db.conn.close)
+        self._worker.shutdown(wait=True)

@@ -31,7 +31,7 @@ async def _raw(store: Store, sql: str) -> None:
     """A statement run straight on the driver, as someone with database access could."""
     db = getattr(store, "_db", None)
     if db is not None:
-        await db.conn.execute(sql)
+        await db.run(sql)
         return
     async with store._pool.acquire() as conn:  # type: ignore[attr-defined]
         await conn.execute(sql)
