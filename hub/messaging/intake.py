@@ -104,7 +104,7 @@ class Intake:
         failed: list[tuple[int, Rejected | Exception]] = []
         async with self._store.unit_of_work() as uow:
             for i, acc in accepted:
-                await uow.execute("SAVEPOINT message")
+                await uow.step("SAVEPOINT message")
                 try:
                     await self._apply(uow, batch[i], acc)
                 except Refused as refused:
@@ -112,10 +112,10 @@ class Intake:
                 except Exception as exc:
                     failed.append((i, exc))
                 else:
-                    await uow.execute("RELEASE SAVEPOINT message")
+                    await uow.step("RELEASE SAVEPOINT message")
                     continue
-                await uow.execute("ROLLBACK TO SAVEPOINT message")
-                await uow.execute("RELEASE SAVEPOINT message")
+                await uow.step("ROLLBACK TO SAVEPOINT message")
+                await uow.step("RELEASE SAVEPOINT message")
         return failed
 
     async def _apply(self, uow: UnitOfWork, d: Delivery, accepted: Accepted) -> None:

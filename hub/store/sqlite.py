@@ -136,6 +136,9 @@ class SqliteUnitOfWork:
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return await self._db.offloaded().run(sql, params)
 
+    async def step(self, sql: str) -> None:
+        await self._db.run(sql)
+
     async def seen(self, sender: str, message_id: str) -> bool:
         row = await self._db.one("SELECT 1 FROM inbox WHERE sender=? AND message_id=?", (sender, message_id))
         return row is not None
