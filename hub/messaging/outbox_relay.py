@@ -21,13 +21,19 @@ from contracts.topology import Names
 from hub import metrics
 from hub.faults import Faults
 from hub.outgoing import Target
-from hub.store.unit_of_work import OutboxRow, Store
+from hub.store.unit_of_work import OutboxClaim, OutboxRow, Store
 
 log = logging.getLogger("signhub.relay")
 BATCH = 256
+ROUNDS = 4
 
 
 class OutboxRelay:
+    """Publishes in rounds of up to BATCH rows, with up to ROUNDS rounds in flight: a round that
+    waits for the broker's confirms does not hold back the rows committed meanwhile, which the
+    next round claims at once (a row is in one round at a time: `claim_outbox` skips the rows of
+    rounds still in flight)."""
+
     def __init__(
         self,
         store: Store,
@@ -43,6 +49,9 @@ class OutboxRelay:
         self._faults = faults
         self._wake = asyncio.Event()
         self._outbound: AbstractExchange | None = None
+        self._slots = asyncio.Semaphore(ROUNDS)
+        self._in_flight: set[int] = set()
+        self._rounds: set[asyncio.Task[None]] = set()
         self.published = 0
 
     def wake(self) -> None:
@@ -51,42 +60,72 @@ class OutboxRelay:
     async def run(self) -> None:
         self._outbound = await self._channel.get_exchange(self._names.outbound_exchange)
         backoff = 0.05
-        while True:
-            # Cleared before reading the outbox: a commit made while this round publishes wakes
-            # the next round at once (clearing after publishing lost those wake-ups, and their
-            # messages waited for the safety-net timeout).
-            self._wake.clear()
-            try:
-                sent = await self.publish_pending()
+        try:
+            while True:
+                # Cleared before the claim reads the outbox: a commit made after it wakes the
+                # next round at once (clearing later lost those wake-ups).
+                self._wake.clear()
+                await self._slots.acquire()
+                claimed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+                task = asyncio.create_task(self._round(claimed), name="outbox-round")
+                self._rounds.add(task)
+                task.add_done_callback(self._rounds.discard)
+                taken = await claimed
+                if taken < 0:  # the store failed
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
                 backoff = 0.05
-            except Exception:
-                log.exception("outbox relay failed; retrying in %.2fs", backoff)
-                sent = 0
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            if sent < BATCH:
-                # Woken by a commit; the timeout is only a safety net.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                if taken < BATCH:
+                    # Woken by a commit; the timeout is only a safety net (and retries rows whose
+                    # publish failed).
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+        finally:
+            for task in list(self._rounds):
+                task.cancel()
+
+    async def _round(self, claimed: asyncio.Future[int]) -> None:
+        """Claims rows (telling `claimed` how many), publishes them, marks the confirmed ones."""
+        ids: set[int] = set()
+        try:
+            async with self._store.claim_outbox(BATCH, skip=self._in_flight) as claim:
+                ids = {r.id for r in claim.rows if r.id is not None}
+                self._in_flight |= ids
+                claimed.set_result(len(claim.rows))
+                if claim.rows:
+                    await self._publish_claimed(claim)
+        except Exception:
+            log.exception("an outbox round failed; its rows are published again later")
+        finally:
+            self._in_flight -= ids
+            if not claimed.done():
+                claimed.set_result(-1)
+            self._slots.release()
 
     async def publish_pending(self) -> int:
-        async with self._store.claim_outbox(BATCH) as claim:
-            rows = claim.rows
-            if not rows:
-                return 0
-            results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
-            done = [r.id for r, res in zip(rows, results, strict=True) if res is None and r.id is not None]
-            metrics.published(rows, results)
-            for row, res in zip(rows, results, strict=True):
-                if isinstance(res, BaseException):
-                    log.warning("publish of %s %s failed: %r", row.type, row.message_id, res)
-            for row in rows:
-                self._faults.maybe_crash("after_publish", row.type)
-            await claim.mark_sent(done, self._clock())
+        """One round, awaited (tests and tools): the number of rows it took."""
+        claimed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        await self._slots.acquire()
+        await self._round(claimed)
+        return max(claimed.result(), 0)
+
+    async def _publish_claimed(self, claim: OutboxClaim) -> None:
+        rows = claim.rows
+        results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
+        done = [r.id for r, res in zip(rows, results, strict=True) if res is None and r.id is not None]
+        metrics.published(rows, results)
+        for row, res in zip(rows, results, strict=True):
+            if isinstance(res, BaseException):
+                log.warning("publish of %s %s failed: %r", row.type, row.message_id, res)
+        for row in rows:
+            self._faults.maybe_crash("after_publish", row.type)
+        await claim.mark_sent(done, self._clock())
         self.published += len(done)
-        return len(rows)
 
     async def _publish(self, row: OutboxRow) -> None:
+        if self._outbound is None:
+            self._outbound = await self._channel.get_exchange(self._names.outbound_exchange)
         message = aio_pika.Message(
             row.body,
             message_id=row.message_id,
@@ -99,7 +138,6 @@ class OutboxRelay:
             app_id="signhub",
         )
         if row.target == Target.PARTY.value:
-            assert self._outbound is not None
             await self._outbound.publish(message, routing_key=row.routing_key, mandatory=True)
         else:
             await self._channel.default_exchange.publish(message, routing_key=row.routing_key, mandatory=True)

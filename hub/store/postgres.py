@@ -9,7 +9,7 @@ relay claim outbox rows with `FOR UPDATE SKIP LOCKED`, so a row is published by 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -153,15 +153,17 @@ class PostgresStore:
             raise StoreBusy(str(exc)) from exc
 
     @asynccontextmanager
-    async def claim_outbox(self, limit: int) -> AsyncIterator[OutboxClaim]:
+    async def claim_outbox(self, limit: int, skip: Collection[int] = ()) -> AsyncIterator[OutboxClaim]:
         async with self._pool.acquire() as conn, conn.transaction():
             db = PgDb(conn)
+            # The rows stay locked until this transaction ends: another relay (or another round
+            # of this one, which `skip` names too) skips them.
             rows = await db.all(
                 "SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED",
                 (limit,),
             )
-            # The rows stay locked until this transaction ends: another relay skips them.
-            yield OutboxClaim([outbox_row(r) for r in rows], lambda ids, now: _mark_sent(db, ids, now))
+            claimed = [outbox_row(r) for r in rows if r["id"] not in skip]
+            yield OutboxClaim(claimed, lambda ids, now: _mark_sent(db, ids, now))
 
     async def unsent(self, limit: int) -> list[OutboxRow]:
         rows = await self.query("SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,))

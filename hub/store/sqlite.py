@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -379,9 +379,10 @@ class SqliteStore:
                 raise
 
     @asynccontextmanager
-    async def claim_outbox(self, limit: int) -> AsyncIterator[OutboxClaim]:
+    async def claim_outbox(self, limit: int, skip: Collection[int] = ()) -> AsyncIterator[OutboxClaim]:
         """The oldest unsent rows for the relay (one relay per SQLite store: nothing to lock)."""
-        yield OutboxClaim(await self.unsent(limit), self.mark_sent)
+        rows = await self.unsent(limit + len(skip))
+        yield OutboxClaim([r for r in rows if r.id not in skip][:limit], self.mark_sent)
 
     async def unsent(self, limit: int) -> list[OutboxRow]:
         async with self._lock:

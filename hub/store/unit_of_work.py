@@ -6,7 +6,7 @@ back otherwise, so an inbox record, a state change and its outbox rows land toge
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -114,7 +114,11 @@ class UnitOfWork(Protocol):
 
 class Store(Protocol):
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
-    def claim_outbox(self, limit: int) -> AbstractAsyncContextManager[OutboxClaim]: ...
+    def claim_outbox(self, limit: int, skip: Collection[int] = ()) -> AbstractAsyncContextManager[OutboxClaim]:
+        """Up to `limit` of the oldest unsent rows, leaving out the ids in `skip` (rows a round of
+        this relay still has in flight)."""
+        ...
+
     async def unsent(self, limit: int) -> list[OutboxRow]: ...
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None: ...
     async def due_flows(self, now: datetime, limit: int) -> list[tuple[str, str]]: ...
