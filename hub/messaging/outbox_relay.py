@@ -25,7 +25,7 @@ from hub.store.unit_of_work import OutboxClaim, OutboxRow, Store
 
 log = logging.getLogger("signhub.relay")
 BATCH = 256
-ROUNDS = 4
+ROUNDS = 16
 
 
 class OutboxRelay:
