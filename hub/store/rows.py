@@ -14,7 +14,8 @@ def ts(value: datetime | None) -> str | None:
     """UTC, fixed width: text order is time order, so indexes on it sort correctly."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    # isoformat with fixed microseconds writes the same text as a strftime pattern, faster.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def from_ts(value: str | None) -> datetime | None:
