@@ -35,7 +35,7 @@ from hub.recon.files import FileDefect
 from hub.recon.records import Rollback, bank_line, bank_of, hub_of, roll_back
 from hub.recon.staging import Announced, Comparison, check_bytes
 from hub.services.context import Ctx, Deps
-from hub.services.recon_corrections import Batch, apply_batch
+from hub.services.recon_corrections import Batch, Planned, apply_batch, plan
 from hub.services.recon_province import write_errors
 from hub.store.recon_export import as_of
 from hub.store.rows import ts
@@ -43,7 +43,7 @@ from hub.store.unit_of_work import Store
 
 log = logging.getLogger("signhub.recon")
 _TRIES = 3
-BATCH = 500  # corrections per unit of work: the write lock is held for tens of milliseconds
+BATCH = 2000  # pairs per unit of work: the write lock is held for tens of milliseconds
 
 
 async def on_recon_file(ctx: Ctx, msg: ReconFile) -> None:
@@ -204,18 +204,18 @@ class Reconciler:
 
     async def _correct_hub(self, job: Job, comparison: Comparison, row: dict[str, Any]) -> None:
         counts: dict[str, int] = json.loads(row["counts"] or "null") or recon.zero_counts("bank")
-        after = row["progress"]
         started = self._clock()
-        while True:
-            page = await asyncio.to_thread(
-                _classify_bank_page, comparison, after, job.window, self._rollback(job)
-            )
-            if page is None:
-                break
-            after = page.last
-            for name, n in page.counts.items():
-                counts[name] += n
-            await self._apply(job, page, counts, after)
+        # The next page is read and classified in a worker thread while this one is written.
+        pages = _Pages(comparison, job, self._deps, self._rollback(job))
+        try:
+            next_page = pages.after(row["progress"])
+            while (page := await next_page) is not None:
+                next_page = pages.after(page.last)
+                for name, n in page.counts.items():
+                    counts[name] += n
+                await self._apply(job, page, counts, page.last)
+        finally:
+            await pages.stop()
         started = self._phase(job, "corrections", started)
         await self._finish(job, counts, "RECONCILED", recon.reconciled(job.file_name, counts))
         self._phase(job, "result", started)
@@ -230,7 +230,8 @@ class Reconciler:
             await rows.update_file(
                 str(job.party), job.file_name, progress=progress, counts=json.dumps(counts)
             )
-            await uow.add_outbox(to_rows(batch.out, self._deps.names, self._deps.new_id), now)
+            if batch.out:
+                await uow.add_outbox(to_rows(batch.out, self._deps.names, self._deps.new_id), now)
 
     async def _answer_province(self, job: Job, comparison: Comparison) -> None:
         name = recon.errors_file_name(job.file_name)
@@ -279,31 +280,48 @@ class Reconciler:
 @dataclass(slots=True)
 class _Page:
     last: int
-    corrections: list[recon.Correction]
+    corrections: list[Planned]
     counts: dict[str, int]
     held: list[tuple[str, str, str | None]]
 
 
-def _classify_bank_page(
-    comparison: Comparison, after: int, window: recon.Window, rollback: Rollback
-) -> _Page | None:
-    """The next page of differing pairs, classified (in a worker thread: pure but not free)."""
-    rows = comparison.rows(after, BATCH)
-    if not rows:
-        return None
-    rollback(rows)
-    page = _Page(rows[-1]["n"], [], dict.fromkeys(recon.zero_counts("bank"), 0), [])
-    for row in rows:
-        bank, hub = bank_of(row), hub_of(row)
-        verdict = recon.classify_bank(bank, hub, window)
-        if verdict is recon.Verdict.HELD:
-            page.held.append((bank.bank_agreement_no, "file", bank_line(bank)) if bank is not None
-                             else (hub.bank_agreement_no if hub else "", "hub", None))  # fmt: skip
-            continue
-        if isinstance(verdict, recon.Verdict):
-            continue
-        page.counts[verdict] += 1
-        correction = recon.correct_hub(verdict, bank, hub, window)
-        if correction is not None:
-            page.corrections.append(correction)
-    return page
+class _Pages:
+    """The bank's differing pairs a page at a time, classified and planned in a worker thread, one
+    page ahead of the unit of work that writes the previous one."""
+
+    def __init__(self, comparison: Comparison, job: Job, deps: Deps, rollback: Rollback) -> None:
+        self._comparison, self._job, self._deps, self._rollback = comparison, job, deps, rollback
+        self._task: asyncio.Task[_Page | None] | None = None
+
+    def after(self, n: int) -> asyncio.Task[_Page | None]:
+        self._task = asyncio.create_task(asyncio.to_thread(self._page, n))
+        return self._task
+
+    async def stop(self) -> None:
+        """Waits for the page being read: the comparison must not close under its thread."""
+        if self._task is not None and not self._task.done():
+            await asyncio.wait([self._task])
+        if self._task is not None and not self._task.cancelled():
+            self._task.exception()  # retrieved: a failure of a page nobody waits for is not news
+
+    def _page(self, after: int) -> _Page | None:
+        rows = self._comparison.rows(after, BATCH)
+        if not rows:
+            return None
+        self._rollback(rows)
+        window, party, now = self._job.window, str(self._job.party), self._deps.clock()
+        page = _Page(rows[-1]["n"], [], dict.fromkeys(recon.zero_counts("bank"), 0), [])
+        for row in rows:
+            bank, hub = bank_of(row), hub_of(row)
+            verdict = recon.classify_bank(bank, hub, window)
+            if verdict is recon.Verdict.HELD:
+                page.held.append((bank.bank_agreement_no, "file", bank_line(bank)) if bank is not None
+                                 else (hub.bank_agreement_no if hub else "", "hub", None))  # fmt: skip
+                continue
+            if isinstance(verdict, recon.Verdict):
+                continue
+            page.counts[verdict] += 1
+            correction = recon.correct_hub(verdict, bank, hub, window)
+            if correction is not None:
+                page.corrections.append(plan(self._deps, party, correction, hub, now))
+        return page

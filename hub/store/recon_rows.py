@@ -4,15 +4,15 @@ corrections applied a batch at a time with set-wise statements (written against
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from hub.agreements import Agreement
 from hub.errors import Conflict
 from hub.store.dbapi import Db, UniqueViolation
-from hub.store.rows import agreement_to_row, row_to_agreement, terms_of, ts
+
+if TYPE_CHECKING:
+    from hub.flows.reconciliation import Terms
 
 SOURCE = "RECONCILIATION"
 _CHUNK = 500  # keys per IN (...): far below every driver's parameter limit
@@ -64,16 +64,17 @@ class ReconRows:
     async def release_held(self, party: str, before: str) -> None:
         await self._db.run("DELETE FROM recon_held WHERE party=? AND business_date<?", (party, before))
 
-    async def agreements(self, ids: Sequence[str]) -> dict[str, Agreement]:
-        found: dict[str, Agreement] = {}
+    async def versions(self, ids: Sequence[str]) -> dict[str, int]:
+        """agreement_id -> its version now, for those that exist (read in this unit of work: FOR
+        UPDATE on PostgreSQL; SQLite has one writer, so the versions hold until it commits)."""
+        found: dict[str, int] = {}
         for i in range(0, len(ids), _CHUNK):
             chunk = ids[i : i + _CHUNK]
             rows = await self._db.all(
-                f"SELECT * FROM agreements WHERE agreement_id IN ({','.join('?' * len(chunk))})"
-                + self._db.for_update,
-                chunk,
-            )
-            found.update((r["agreement_id"], row_to_agreement(r)) for r in rows)
+                f"SELECT agreement_id, version FROM agreements WHERE agreement_id IN ({','.join('?' * len(chunk))})"
+                + self._db.for_update, chunk,
+            )  # fmt: skip
+            found.update((r["agreement_id"], r["version"]) for r in rows)
         return found
 
     async def active_of(self, phones: Sequence[str]) -> dict[str, str]:
@@ -99,50 +100,73 @@ class ReconRows:
             found.update(r["bank_agreement_no"] for r in rows)
         return found
 
-    async def save_changes(self, changes: Sequence[tuple[Agreement, Agreement, str]], message_id: str,
-                           now: datetime) -> None:  # fmt: skip
-        """New versions (before, after, discrepancy class), with history and a timeline event each."""
-        if not changes:
-            return
-        # The rows were read in this unit of work (FOR UPDATE on PostgreSQL; SQLite has one
-        # writer), so the versions still hold: one set-wise statement for the batch.
-        # Only what a correction changes: fewer index entries to touch.
-        at = ts(now)  # every correction of the batch is made now
-        rows = [(a.status.value, a.version, a.user_type.value, a.recharge_threshold, a.recharge_amount, int(a.auto_pay),
-                 at, a.agreement_id, b.version) for b, a, _ in changes]  # fmt: skip
-        try:
+    async def correct(self, page: Page) -> set[str]:
+        """Applies the page's pending changes, each only if its agreement is still at the version
+        the comparison saw; returns the agreement ids changed. One statement per chunk: the
+        version check and the change in one pass over the rows, instead of a read and a write."""
+        changes, page.changes = page.changes, []
+        applied: set[str] = set()
+        for i in range(0, len(changes), _CHUNK):
+            chunk = changes[i : i + _CHUNK]
+            try:
+                rows = await self._db.all(
+                    "UPDATE agreements SET status=v.column1, version=version+1, user_type=v.column2,"
+                    " recharge_threshold=v.column3, recharge_amount=v.column4, auto_pay=v.column5, updated_at=?"
+                    f" FROM (VALUES {','.join(['(?,?,?,?,?,?,?)'] * len(chunk))}) AS v"
+                    " WHERE agreements.agreement_id=v.column6 AND agreements.version=v.column7"
+                    " RETURNING agreements.agreement_id", (page.at, *(x for row in chunk for x in row)),
+                )  # fmt: skip
+            except UniqueViolation as exc:
+                raise Conflict("phone", None) from exc
+            applied.update(r[0] for r in rows)
+        return applied
+
+    async def write(self, page: Page) -> None:
+        """The page's new agreements, then the history row and timeline event of every correction."""
+        if page.inserts:
+            cols = list(page.inserts[0])
+            try:
+                await self._db.many(
+                    f"INSERT INTO agreements ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    [tuple(r[c] for c in cols) for r in page.inserts],
+                )  # fmt: skip
+            except UniqueViolation as exc:
+                raise Conflict("phone", None) from exc
+        if page.histories:
             await self._db.many(
-                "UPDATE agreements SET status=?, version=?, user_type=?, recharge_threshold=?, recharge_amount=?,"
-                " auto_pay=?, updated_at=? WHERE agreement_id=? AND version=?", rows,
+                "INSERT INTO agreement_history (agreement_id, version, at, source, message_id, change, before,"
+                " after) VALUES (?,?,?,?,?,?,?,?)", page.histories,
             )  # fmt: skip
-        except UniqueViolation as exc:
-            raise Conflict("phone", None) from exc
-        await self._history([(before, after, cls) for before, after, cls in changes], message_id, now)
+            await self._db.many(
+                "INSERT INTO events (at, agreement_id, flow_key, event, party, message_id, detail)"
+                " VALUES (?,?,?,?,?,?,?)", page.events,
+            )  # fmt: skip
 
-    async def insert(self, created: Sequence[tuple[Agreement, str]], message_id: str, now: datetime) -> None:
-        if not created:
-            return
-        rows = [agreement_to_row(a) for a, _ in created]
-        cols = list(rows[0])
-        try:
-            await self._db.many(f"INSERT INTO agreements ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                                [tuple(r[c] for c in cols) for r in rows])  # fmt: skip
-        except UniqueViolation as exc:
-            raise Conflict("phone", None) from exc
-        await self._history([(None, a, cls) for a, cls in created], message_id, now)
 
-    async def _history(self, changes: Sequence[tuple[Agreement | None, Agreement, str]], message_id: str,
-                       now: datetime) -> None:  # fmt: skip
-        at = ts(now)
-        await self._db.many(
-            "INSERT INTO agreement_history (agreement_id, version, at, source, message_id, change, before, after)"
-            " VALUES (?,?,?,?,?,?,?,?)",
-            [(a.agreement_id, a.version, at, SOURCE, message_id, "RECONCILE",
-              None if b is None else json.dumps(terms_of(b)), json.dumps(terms_of(a))) for b, a, _ in changes],
-        )  # fmt: skip
-        await self._db.many(
-            "INSERT INTO events (at, agreement_id, flow_key, event, party, message_id, detail) VALUES (?,?,?,?,?,?,?)",
-            [(at, a.agreement_id, None, "agreement.reconciled", SOURCE, message_id,
-              json.dumps({"discrepancy": cls, "version": a.version, "status": a.status.value}))
-             for _, a, cls in changes],
-        )  # fmt: skip
+@dataclass(slots=True)
+class Page:
+    """The rows one unit of work of corrections writes, made at `at` (every correction of a page
+    is made at the same moment)."""
+
+    message_id: str
+    at: str
+    changes: list[tuple[Any, ...]] = field(default_factory=list)
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    histories: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def change(self, agreement_id: str, expected_version: int, status: str, t: Terms) -> None:
+        """A new version of an agreement, for `ReconRows.correct`."""
+        self.changes.append((status, t.user_type, t.recharge_threshold, t.recharge_amount, int(t.auto_pay),
+                             agreement_id, expected_version))  # fmt: skip
+
+    def insert(self, row: dict[str, Any]) -> None:
+        self.inserts.append(row | {"updated_at": self.at})
+
+    def history(self, agreement_id: str, version: int, before: str | None, after: str, discrepancy: str,
+                status: str) -> None:  # fmt: skip
+        """The history row and the timeline event of one correction (`before`, `after`: its terms
+        as `hub.store.rows.terms_of` keeps them, in JSON)."""
+        self.histories.append((agreement_id, version, self.at, SOURCE, self.message_id, "RECONCILE", before, after))
+        detail = f'{{"discrepancy": "{discrepancy}", "version": {version}, "status": "{status}"}}'  # as json.dumps
+        self.events.append((self.at, agreement_id, None, "agreement.reconciled", SOURCE, self.message_id, detail))
