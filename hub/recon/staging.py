@@ -1,16 +1,17 @@
 """Checking a party's file and comparing it with the hub's export, at the scale of a large bank.
 
 Synchronous, for a worker thread (`asyncio.to_thread`): the event loop never runs this. A byte
-pass checks the sha256, the line ends, the header, the trailer and the line count; DuckDB then
-checks every record against the same rules as `hub.recon.files` and full-outer-joins the file
-with the hub's export (plain `|` text, `hub.store.recon_export`), keeping only the pairs that
-differ. Memory is bounded by DuckDB's limit (it spills to the work directory), never by the
-file's size. A defect found by DuckDB is located by the line-by-line reader, which names the line.
+pass checks the sha256, the line ends, the header, the trailer and the line count; DuckDB then,
+in a process of its own, checks every record against the same rules as `hub.recon.files` and
+full-outer-joins the file with the hub's agreements (read from the SQLite store), keeping only the
+pairs that differ. Memory is bounded by DuckDB's limit (it spills to the work directory), never by
+the file's size. A defect found by DuckDB is located by the line-by-line reader, which names the line.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -108,6 +109,15 @@ def _no_stray_bytes(joined: bytes, base: int) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class Compared:
+    """What a comparison found, and how long its two passes took (seconds)."""
+
+    pairs: int
+    check_s: float
+    join_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Kind:
     fields: tuple[str, ...]
     key: str  # the hub's column the file's first field matches
@@ -140,6 +150,9 @@ def _read_lines(path: str) -> str:
             " escape='', skip=1, auto_detect=false, new_line='\\n')")  # fmt: skip
 
 
+READER_MB = 64  # the hub's own connection reads pages of the comparison, nothing large
+
+
 def _q(text: str) -> str:
     return text.replace("'", "''")
 
@@ -151,36 +164,23 @@ class Comparison:
         work.parent.mkdir(parents=True, exist_ok=True)
         self.work = work
         self.memory_mb, self.threads = memory_mb, threads
-        self.db = connect(work, memory_mb, threads)
+        self.db = connect(work, READER_MB, 1)  # pages of the comparison, and the held records
 
     def has_diff(self) -> bool:
         return bool(self.db.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name='diff'").fetchone()[0])  # type: ignore[index]  # fmt: skip
 
-    def check_records(self, kind: str, path: Path) -> None:
-        """Every record well-formed and every key once; else the reader names the first bad line."""
-        spec = KINDS[kind]
-        try:
-            row = self.db.execute(
-                f"SELECT count(*) FILTER (WHERE NOT ({self._ok(spec)})), count(*) FILTER (WHERE line LIKE 'D|%'),"
-                f" count(DISTINCT split_part(line, '|', 2)) FILTER (WHERE line LIKE 'D|%') FROM {_read_lines(str(path))}"
-            ).fetchone()  # fmt: skip
-            assert row is not None
-        except duckdb.Error:  # e.g. a byte sequence that is not UTF-8: the line reader names it
-            _locate(path, spec.fields)
-            raise
-        bad, total, keys = row
-        if bad != 1 or keys != total:  # the trailer is the one line that is not a record
-            _locate(path, spec.fields)
+    def compare(self, kind: str, path: Path, store: str, code: str, start: datetime, end: datetime, daily: bool,
+                held_lines: Sequence[str] = (), held_keys: Sequence[str] = ()) -> Compared:  # fmt: skip
+        """Checks every record (well-formed, every key once: else the line reader names the first
+        bad line, `FileDefect`), then creates table `diff` (n, the file's record, the hub's record)
+        of the pairs that differ.
 
-    def diff(self, kind: str, path: Path, store: str, code: str, start: datetime, end: datetime, daily: bool,
-             held_lines: Sequence[str] = (), held_keys: Sequence[str] = ()) -> int:  # fmt: skip
-        """Creates table `diff` (n, the file's record, the hub's record) of the pairs that differ.
-
-        The hub's side is read straight from the SQLite store by DuckDB's sqlite extension, in a
-        process of its own (`hub.recon.diff_process`; WAL readers never block the hub's writer). An
-        agreement changed after the cut-off is kept whenever it might differ, for the caller to roll
-        it back to the cut-off (`hub.store.recon_export.as_of`).
+        Both run in a process of its own (`hub.recon.diff_process`), so that DuckDB's memory is
+        never the hub's. The hub's side is read straight from the SQLite store by DuckDB's sqlite
+        extension (WAL readers never block the hub's writer). An agreement changed after the
+        cut-off is kept whenever it might differ, for the caller to roll it back to the cut-off
+        (`hub.store.recon_export.as_of`).
         """
         self.db.execute("CREATE OR REPLACE TABLE held_b (line VARCHAR)")
         self.db.execute("CREATE OR REPLACE TABLE held_h (k VARCHAR)")
@@ -188,21 +188,26 @@ class Comparison:
             self.db.executemany("INSERT INTO held_b VALUES (?)", [(line,) for line in held_lines])
         if held_keys:
             self.db.executemany("INSERT INTO held_h VALUES (?)", [(key,) for key in held_keys])
-        query = diff_query(kind, path, store, code, start, end, daily, bool(held_lines))
+        script = {"check": check_query(kind, path),
+                  "diff": diff_query(kind, path, store, code, start, end, daily, bool(held_lines))}  # fmt: skip
         # The join reads the SQLite store with DuckDB's own copy of SQLite: never in the hub's
         # process, where two copies of SQLite would release each other's POSIX locks (sqlite.org,
         # "How To Corrupt An SQLite Database File", 2.2.1). The child has the work database alone.
         self.db.close()
         try:
             done = subprocess.run([sys.executable, "-m", "hub.recon.diff_process", str(self.work), str(self.memory_mb),
-                                   str(self.threads)], input=query, capture_output=True, text=True, check=False)  # fmt: skip
+                                   str(self.threads)], input=json.dumps(script), capture_output=True, text=True,
+                                  check=False)  # fmt: skip
         finally:
-            self.db = connect(self.work, self.memory_mb, self.threads)
+            self.db = connect(self.work, READER_MB, 1)
         if done.returncode != 0:
             raise RuntimeError(f"the comparison failed: {done.stderr[-2000:]}")
+        report = json.loads(done.stdout.splitlines()[-1])
+        if not report["records_ok"]:
+            _locate(path, KINDS[kind].fields)
         row = self.db.execute("SELECT count(*) FROM diff").fetchone()
         assert row is not None
-        return int(row[0])
+        return Compared(int(row[0]), report["check_s"], report["join_s"])
 
     def rows(self, after: int, size: int) -> list[dict[str, Any]]:
         """Differing pairs n > after, in order, at most `size`.
@@ -216,18 +221,23 @@ class Comparison:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
-    @staticmethod
-    def _ok(spec: _Kind) -> str:
-        rx = record_regex(spec.fields).replace("'", "''")
-        times = " AND ".join(f"TRY_CAST(split_part(line, '|', {i + 1}) AS TIMESTAMPTZ) IS NOT NULL"
-                             for i in spec.time_fields)  # fmt: skip
-        return f"regexp_full_match(line, '{rx}') AND {times}"
-
     def close(self, *, remove: bool = False) -> None:
         self.db.close()
         if remove:
             self.work.unlink(missing_ok=True)
             Path(str(self.work) + ".wal").unlink(missing_ok=True)
+
+
+def check_query(kind: str, path: Path) -> str:
+    """One row: records not well-formed (the trailer counts as one), records, distinct keys."""
+    spec = KINDS[kind]
+    rx = record_regex(spec.fields).replace("'", "''")
+    times = " AND ".join(f"TRY_CAST(split_part(line, '|', {i + 1}) AS TIMESTAMPTZ) IS NOT NULL"
+                         for i in spec.time_fields)  # fmt: skip
+    return (f"SELECT count(*) FILTER (WHERE NOT (regexp_full_match(line, '{rx}') AND {times})),"
+            " count(*) FILTER (WHERE line LIKE 'D|%'),"
+            " count(DISTINCT split_part(line, '|', 2)) FILTER (WHERE line LIKE 'D|%')"
+            f" FROM {_read_lines(str(path))}")  # fmt: skip
 
 
 def diff_query(kind: str, path: Path, store: str, code: str, start: datetime, end: datetime, daily: bool,

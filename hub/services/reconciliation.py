@@ -4,10 +4,11 @@ each accepted file in the background so that signings go on meanwhile.
 - `recon.file`: recorded (party, file_name) in the message's own unit of work and answered later;
   the same file announced again gets the first answer again (nothing while it still runs). A file
   that was REJECTED may come again under its name with another sha256: it is reconciled anew.
-- The reconciler takes files one at a time, in arrival order: checks the file and exports the
-  hub's side (worker threads), compares them in DuckDB (a worker thread), then, for a bank, applies
-  the corrections in batches of short units of work, recording its progress with each batch so
-  that a restarted hub goes on where it stopped; for a province, writes the error-handling file.
+- The reconciler takes files one at a time, in arrival order: checks the file's bytes (a worker
+  thread), checks its records and compares it with the store in DuckDB (a process of its own), then,
+  for a bank, applies the corrections in pages of short units of work, recording its progress with
+  each page so that a restarted hub goes on where it stopped; for a province, writes the
+  error-handling file.
 - `errors.applied`: records the province's outcome; `failed` 0 means the province is balanced.
 """
 
@@ -119,9 +120,12 @@ class Reconciler:
 
     def _phase(self, job: Job, name: str, since: float) -> float:
         now = self._clock()
-        self.phases.append((job.file_name, name, now - since))
-        log.info("%s %s: %s took %.2f s", job.party, job.file_name, name, now - since)
+        self._took(job, name, now - since)
         return now
+
+    def _took(self, job: Job, name: str, seconds: float) -> None:
+        self.phases.append((job.file_name, name, seconds))
+        log.info("%s %s: %s took %.2f s", job.party, job.file_name, name, seconds)
 
     async def run(self) -> None:
         while True:
@@ -182,14 +186,14 @@ class Reconciler:
         w = job.window
         started = self._clock()
         await asyncio.to_thread(check_bytes, job.path, job.announced)
-        started = self._phase(job, "checksum, lines, header and trailer", started)
-        await asyncio.to_thread(comparison.check_records, job.kind, job.path)
-        started = self._phase(job, "record check", started)
+        self._phase(job, "checksum, lines, header and trailer", started)
         lines = [h["line"] for h in held if h["side"] == "file"]
         keys = [h["record_key"] for h in held if h["side"] == "hub"]
-        total = await asyncio.to_thread(comparison.diff, job.kind, job.path, self._db_path, job.party.code, w.start,
-                                        w.end, w.daily, lines, keys)  # fmt: skip
-        self._phase(job, "join with the store", started)
+        compared = await asyncio.to_thread(comparison.compare, job.kind, job.path, self._db_path, job.party.code,
+                                           w.start, w.end, w.daily, lines, keys)  # fmt: skip
+        self._took(job, "record check", compared.check_s)
+        self._took(job, "join with the store", compared.join_s)
+        total = compared.pairs
         log.info("%s %s: %d pairs differ", job.party, job.file_name, total)
 
     def _rollback(self, job: Job) -> Rollback:

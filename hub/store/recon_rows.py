@@ -167,6 +167,12 @@ class Page:
                 status: str) -> None:  # fmt: skip
         """The history row and the timeline event of one correction (`before`, `after`: its terms
         as `hub.store.rows.terms_of` keeps them, in JSON)."""
-        self.histories.append((agreement_id, version, self.at, SOURCE, self.message_id, "RECONCILE", before, after))
-        detail = f'{{"discrepancy": "{discrepancy}", "version": {version}, "status": "{status}"}}'  # as json.dumps
-        self.events.append((self.at, agreement_id, None, "agreement.reconciled", SOURCE, self.message_id, detail))
+        self.histories.append(
+            (agreement_id, version, self.at, SOURCE, self.message_id, "RECONCILE", before, after)
+        )
+        detail = (
+            f'{{"discrepancy": "{discrepancy}", "version": {version}, "status": "{status}"}}'  # as json.dumps
+        )
+        self.events.append(
+            (self.at, agreement_id, None, "agreement.reconciled", SOURCE, self.message_id, detail)
+        )

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from hub.flows.reconciliation import Window
 from hub.recon.files import BANK_FIELDS, FileDefect, FileWriter, Header, read_file, sha256_of
 from hub.recon.staging import Announced, Comparison, check_bytes
 
 RECORD = ("BA1", "13800138000", "3445", "ACTIVE", "PREPAID", "1000", "5000", "N", "2026-11-25T10:00:00+08:00",
           "2026-11-25T10:00:00+08:00")  # fmt: skip
+WINDOW = Window.of(date(2026, 11, 25), "MONTHLY")
 
 
 def _write(path: Path, records: list[tuple[str, ...]]) -> str:
@@ -45,14 +47,16 @@ def test_each_defect_is_named_by_its_line(tmp_path: Path, mutate: object, line: 
         list(read_file(path, BANK_FIELDS))
 
 
-def test_duckdb_finds_a_bad_record_and_the_reader_names_it(tmp_path: Path) -> None:
+def test_duckdb_finds_a_bad_record_before_the_join_and_the_reader_names_it(tmp_path: Path) -> None:
     path = tmp_path / "f.txt"
     _write(path, [RECORD, ("BA2", *RECORD[1:4], "PREPAYED", *RECORD[5:])])
     check_bytes(path, Announced("bank.ICBC", date(2026, 11, 25), "MONTHLY", 2, sha256_of(path)))
     comparison = Comparison(tmp_path / "work.duckdb")
     try:
         with pytest.raises(FileDefect, match=r"^line 3: user_type"):
-            comparison.check_records("bank", path)
+            comparison.compare(
+                "bank", path, str(tmp_path / "hub.db"), "ICBC", WINDOW.start, WINDOW.end, False
+            )
     finally:
         comparison.close(remove=True)
 
