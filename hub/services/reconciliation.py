@@ -44,7 +44,7 @@ from hub.store.unit_of_work import Store
 
 log = logging.getLogger("signhub.recon")
 _TRIES = 3
-BATCH = 2000  # pairs per unit of work: the write lock is held for tens of milliseconds
+BATCH = 1000  # pairs per unit of work: the write lock is held for tens of milliseconds
 
 
 async def on_recon_file(ctx: Ctx, msg: ReconFile) -> None:
