@@ -24,12 +24,12 @@ from hub.outgoing import Target
 from hub.store.unit_of_work import OutboxClaim, OutboxRow, Store
 
 log = logging.getLogger("signhub.relay")
+
 BATCH = 256
-ROUNDS = 16
 
 
 class OutboxRelay:
-    """Publishes in rounds of up to BATCH rows, with up to ROUNDS rounds in flight: a round that
+    """Publishes in rounds of up to BATCH rows, with up to `store.relay_rounds` in flight: a round that
     waits for the broker's confirms does not hold back the rows committed meanwhile, which the
     next round claims at once (a row is in one round at a time: `claim_outbox` skips the rows of
     rounds still in flight)."""
@@ -49,7 +49,7 @@ class OutboxRelay:
         self._faults = faults
         self._wake = asyncio.Event()
         self._outbound: AbstractExchange | None = None
-        self._slots = asyncio.Semaphore(ROUNDS)
+        self._slots = asyncio.Semaphore(store.relay_rounds)
         self._in_flight: set[int] = set()
         self._rounds: set[asyncio.Task[None]] = set()
         self.published = 0

@@ -120,6 +120,9 @@ async def _mark_sent(db: PgDb, ids: Sequence[int], now: datetime) -> None:
 class PostgresStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        # A relay round holds a pooled connection (its claim's transaction) until the broker
+        # confirmed its rows: a quarter of the pool, so that units of work always find one.
+        self.relay_rounds = max(1, pool.get_max_size() // 4)
 
     @classmethod
     async def open(cls, url: str, *, max_size: int = 10) -> PostgresStore:

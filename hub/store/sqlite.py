@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from hub.store.session_rows import row_to_session, session_to_row
 from hub.store.unit_of_work import DeadRecord, OutboxClaim, OutboxRow
 
 T = TypeVar("T")
+CHECKPOINT_EVERY_S = 1.0
 
 
 def outbox_row(row: Any) -> OutboxRow:
@@ -64,6 +66,7 @@ class _Db:
         self.conn = conn
         self._worker = worker
         self._offload = offload
+        self._checkpointed = time.monotonic()
 
     def offloaded(self) -> _Db:
         """The same connection with every statement run on the store's thread."""
@@ -88,7 +91,16 @@ class _Db:
         await self._call(self._many, sql, rows)
 
     async def commit(self) -> None:
-        await self.on_thread(self._run, "COMMIT", ())
+        await self.on_thread(self._commit)
+
+    def _commit(self) -> None:
+        """COMMIT, then now and then a WAL checkpoint, both of which wait for the disk. Automatic
+        checkpoints are off, so that a statement run inline never checkpoints on the event loop."""
+        self._run("COMMIT", ())
+        now = time.monotonic()
+        if now - self._checkpointed >= CHECKPOINT_EVERY_S:
+            self._checkpointed = now
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _run(self, sql: str, params: Params) -> int:
         try:
@@ -329,6 +341,13 @@ class SqliteUnitOfWork:
         )
 
 
+def _read_only(path: str | Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                           check_same_thread=False)  # fmt: skip
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
 class SqliteStore:
     """The store: units of work for flows, plus the relay's and the timers' queries."""
 
@@ -342,6 +361,10 @@ class SqliteStore:
         self._lock = asyncio.Lock()
         self.synchronous = "FULL"
         self._closed = False
+        self.relay_rounds = 64  # a claim holds nothing here, so rounds waiting for confirms cost little
+        # The relay reads the outbox on its own connection: a WAL reader sees committed rows only
+        # and needs neither the lock nor to wait for a group being committed.
+        self._reader: sqlite3.Connection | None = None
 
     @classmethod
     async def open(cls, path: str | Path, *, synchronous: str = "FULL") -> SqliteStore:
@@ -350,9 +373,12 @@ class SqliteStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run after commits, on the store's thread
         store = cls(conn)
         store.synchronous = synchronous
         await store._slow.on_thread(store._migrate)
+        if str(path) != ":memory:":  # a second connection to ":memory:" would be another database
+            store._reader = _read_only(path)
         return store
 
     def _migrate(self) -> None:
@@ -385,29 +411,31 @@ class SqliteStore:
         yield OutboxClaim([r for r in rows if r.id not in skip][:limit], self.mark_sent)
 
     async def unsent(self, limit: int) -> list[OutboxRow]:
-        async with self._lock:
-            rows = await self._db.all(
-                "SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,)
-            )
+        sql = "SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?"
+        if self._reader is not None:
+            try:
+                rows = self._reader.execute(sql, (limit,)).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise StoreBusy(str(exc)) from exc
+        else:
+            async with self._lock:
+                rows = await self._db.all(sql, (limit,))
         return [outbox_row(r) for r in rows]
 
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
         if not ids:
             return
-        async with self._lock:
-            await self._slow.on_thread(self._mark_sent, ids, ts(now))
-
-    def _mark_sent(self, ids: Sequence[int], at: str) -> None:
-        """On the store's thread: a commit may run a WAL checkpoint, which waits for the disk."""
         marks = ",".join("?" * len(ids))
-        # Losing this mark in a power cut only means publishing again under the same message_id,
-        # so it need not wait for its own fsync: in WAL mode the next FULL commit syncs it along
-        # with its own.
-        self._db._run("PRAGMA synchronous=NORMAL", ())
-        try:
-            self._db._run(f"UPDATE outbox SET sent_at=? WHERE id IN ({marks})", (at, *ids))
-        finally:
-            self._db._run(f"PRAGMA synchronous={self.synchronous}", ())
+        async with self._lock:
+            # Inline: losing this mark in a power cut only means publishing again under the same
+            # message_id, so it need not wait for its own fsync (in WAL mode the next FULL commit
+            # syncs it along with its own), and with automatic checkpoints off nothing else here
+            # waits for the disk. A thread hop while holding the lock held up group commits.
+            await self._db.run("PRAGMA synchronous=NORMAL")
+            try:
+                await self._db.run(f"UPDATE outbox SET sent_at=? WHERE id IN ({marks})", (ts(now), *ids))
+            finally:
+                await self._db.run(f"PRAGMA synchronous={self.synchronous}")
 
     async def due_sessions(self, now: datetime, limit: int) -> list[str]:
         """Open flow-1 sessions past their window, for the sweeper to expire."""
@@ -464,4 +492,6 @@ class SqliteStore:
         self._closed = True
         async with self._lock:
             await self._slow.on_thread(self._db.conn.close)
+            if self._reader is not None:
+                self._reader.close()
         self._worker.shutdown(wait=True)

@@ -113,6 +113,8 @@ class UnitOfWork(Protocol):
 
 
 class Store(Protocol):
+    relay_rounds: int  # how many outbox-relay rounds may wait for the broker's confirms at once
+
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
     def claim_outbox(self, limit: int, skip: Collection[int] = ()) -> AbstractAsyncContextManager[OutboxClaim]:
         """Up to `limit` of the oldest unsent rows, leaving out the ids in `skip` (rows a round of
