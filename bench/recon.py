@@ -243,7 +243,8 @@ async def run_hub(work: Path, files: dict[str, Path], day: date, rows: int) -> d
             report[kind] = {"seconds": ended - started, "records": count, "answer": signer.received[mid],
                             "latency": signer.latency(started, ended), "rss_mb": rss_mb()}  # fmt: skip
         assert hub.reconciler is not None
-        report["phases"] = hub.reconciler.phases
+        report["phases"] = [(file_name, phase, seconds, signer.latency(ended - seconds, ended))
+                            for file_name, phase, seconds, ended in hub.reconciler.phases]  # fmt: skip
         await asyncio.sleep(1)
         report["latency_after"] = signer.latency(time.perf_counter() - 1.5, time.perf_counter())
     finally:
@@ -352,8 +353,8 @@ def _print(report: dict[str, Any]) -> None:
             f" {r['rss_mb']:.0f} MiB (hub process and the join's process)")  # fmt: skip
         log(f"  answer: {json.dumps(r['answer'])}")
         log(f"  signing latency meanwhile: {r['latency']}")
-    for file_name, phase, seconds in report["phases"]:
-        log(f"  phase {file_name}: {phase}: {seconds:.2f} s")
+    for file_name, phase, seconds, latency in report["phases"]:
+        log(f"  phase {file_name}: {phase}: {seconds:.2f} s; signing meanwhile: {latency}")
     log(f"signing latency after: {report['latency_after']}")
 
 

@@ -44,7 +44,7 @@ from hub.store.unit_of_work import Store
 
 log = logging.getLogger("signhub.recon")
 _TRIES = 3
-BATCH = 1000  # pairs per unit of work: the write lock is held for tens of milliseconds
+BATCH = 500  # pairs per unit of work: the write lock is held for tens of milliseconds
 
 
 async def on_recon_file(ctx: Ctx, msg: ReconFile) -> None:
@@ -115,7 +115,8 @@ class Reconciler:
         self._wake_relay = wake_relay
         self._poll_s = poll_s
         self._failures: dict[str, int] = {}
-        self.phases: list[tuple[str, str, float]] = []  # (file, phase, seconds), for logs and the benchmark
+        # (file, phase, seconds, ended at on `time.perf_counter`), for logs and the benchmark
+        self.phases: list[tuple[str, str, float, float]] = []
         self._clock = time.perf_counter
 
     def _phase(self, job: Job, name: str, since: float) -> float:
@@ -123,8 +124,8 @@ class Reconciler:
         self._took(job, name, now - since)
         return now
 
-    def _took(self, job: Job, name: str, seconds: float) -> None:
-        self.phases.append((job.file_name, name, seconds))
+    def _took(self, job: Job, name: str, seconds: float, ended: float | None = None) -> None:
+        self.phases.append((job.file_name, name, seconds, self._clock() if ended is None else ended))
         log.info("%s %s: %s took %.2f s", job.party, job.file_name, name, seconds)
 
     async def run(self) -> None:
@@ -191,7 +192,7 @@ class Reconciler:
         keys = [h["record_key"] for h in held if h["side"] == "hub"]
         compared = await asyncio.to_thread(comparison.compare, job.kind, job.path, self._db_path, job.party.code,
                                            w.start, w.end, w.daily, lines, keys)  # fmt: skip
-        self._took(job, "record check", compared.check_s)
+        self._took(job, "record check", compared.check_s, self._clock() - compared.join_s)
         self._took(job, "join with the store", compared.join_s)
         total = compared.pairs
         log.info("%s %s: %d pairs differ", job.party, job.file_name, total)

@@ -152,3 +152,50 @@ async def test_a_reconciliation_that_failed_midway_goes_on_without_correcting_tw
     assert done["state"] == "RECONCILED" and '"TERMS_MISMATCH": 3' in done["counts"]
     for a in agreements:
         assert (await _agreement(hub, a["agreement_id"]))["version"] == 2  # corrected once
+
+
+async def test_a_cancelled_agreement_the_bank_has_active_is_reactivated_unless_its_number_signed_again(
+    hub: Hub, probe: Probe
+) -> None:
+    back, taken = [await signed(probe, "ICBC") for _ in range(2)]
+    cancelled = [bank_line(back, status="CANCELLED"), bank_line(taken, status="CANCELLED")]
+    first = await answered(hub, probe, "bank.ICBC", cancelled, file_name="CANCEL.txt")
+    assert first.body["counts"]["STATUS_MISMATCH"] == 2
+    again = await signed(probe, "CCB", phone=taken["phone"])  # the number signed again elsewhere
+    second = await answered(
+        hub, probe, "bank.ICBC", [bank_line(back), bank_line(taken)], file_name="AGAIN.txt"
+    )
+    assert second.body["counts"]["STATUS_MISMATCH"] == 2
+    reactivated = await _agreement(hub, back["agreement_id"])
+    assert reactivated["status"] == "ACTIVE" and reactivated["version"] == 3
+    assert (await _agreement(hub, taken["agreement_id"]))["status"] == "PENDING_REVIEW"
+    assert (await _agreement(hub, again["agreement_id"]))["status"] == "ACTIVE"
+    copy = await probe.expect(
+        "manual copy", in_queue(f"{probe.prefix}.manual", **{"x-signhub-source": "RECONCILIATION"})
+    )
+    assert copy.headers["x-signhub-existing-agreement-id"] == again["agreement_id"]
+    history = await hub.store.query(
+        "SELECT version, source, after FROM agreement_history WHERE agreement_id=? ORDER BY id",
+        (back["agreement_id"],),
+    )
+    assert [(h["version"], h["source"]) for h in history][-2:] == [
+        (2, "RECONCILIATION"),
+        (3, "RECONCILIATION"),
+    ]
+    assert '"status": "ACTIVE"' in history[-1]["after"]
+
+
+async def test_a_number_freed_by_the_same_file_takes_the_bank_s_new_agreement_without_a_case(
+    hub: Hub, probe: Probe
+) -> None:
+    gone = await signed(probe, "ICBC")
+    newcomer = {"bank_agreement_no": "REPLACES1", "phone": gone["phone"], "signed_at": gone["signed_at"]}
+    answer = await answered(hub, probe, "bank.ICBC", [bank_line(newcomer)])
+    assert answer.body["counts"] == {"MISSING_AT_HUB": 1, "MISSING_AT_BANK": 1, "STATUS_MISMATCH": 0,
+                                     "TERMS_MISMATCH": 0}  # fmt: skip
+    assert (await _agreement(hub, gone["agreement_id"]))["status"] == "CANCELLED"
+    created = await hub.store.query(
+        "SELECT status, version FROM agreements WHERE bank='ICBC' AND bank_agreement_no='REPLACES1'"
+    )
+    assert created == [{"status": "ACTIVE", "version": 1}]
+    assert await hub.store.query("SELECT case_id FROM cases") == []

@@ -25,9 +25,11 @@ async def signed(
     """A fresh Guangdong number signed at `bank`: the sign.result body plus phone and terms."""
     phone = phone or fresh_phone()
     request = sign_request(phone)
+    earlier = {id(r) for r in probe.received}  # a number signed before was asked about before
     await probe.publish(f"bank.{bank}", "sign.request", request)
     ask = await probe.expect(
-        "verify.request", lambda r: r.type == "verify.request" and r.body["phone"] == phone
+        "verify.request",
+        lambda r: r.type == "verify.request" and r.body["phone"] == phone and id(r) not in earlier,
     )
     await probe.publish("crm.GD", "verify.response", verify_ok_prepaid(ask.body["verify_id"]))
     await probe.expect("approval", to(f"bank.{bank}", "sign.response", request_id=request["request_id"]))
