@@ -124,14 +124,25 @@ class GroupCommitter:
             except Exception:
                 log.exception("a group of %d deliveries failed; the broker will deliver them again", len(group))
                 continue
-            for message, action in zip(group, actions, strict=True):
-                try:
+            await self._settle_group(group, actions)
+
+    async def _settle_group(self, group: list[AbstractIncomingMessage], actions: list[Action]) -> None:
+        # All acknowledged, on one channel: one `multiple` ack of the last settles the group (every
+        # earlier delivery of the channel is settled by now: groups are committed in order).
+        last = group[-1]
+        whole = all(a is Action.ACK for a in actions) and all(m.channel is last.channel for m in group)
+        pending = [(last, Action.ACK)] if whole else list(zip(group, actions, strict=True))
+        for message, action in pending:
+            try:
+                if whole:
+                    await message.ack(multiple=True)
+                else:
                     await _settle(message, action)
-                except (AMQPError, ChannelInvalidStateError, ConnectionError) as exc:
-                    # The channel went away (a broker restart): the delivery was not acknowledged,
-                    # so the broker delivers it again on the restored channel; its effect is
-                    # committed, and the inbox makes the redelivery a repeat with no second effect.
-                    log.warning("could not settle %s: %r; it will be redelivered", message.message_id, exc)
+            except (AMQPError, ChannelInvalidStateError, ConnectionError) as exc:
+                # The channel went away (a broker restart): the delivery was not acknowledged,
+                # so the broker delivers it again on the restored channel; its effect is
+                # committed, and the inbox makes the redelivery a repeat with no second effect.
+                log.warning("could not settle %s: %r; it will be redelivered", message.message_id, exc)
 
 
 def register_consumers(broker: RabbitBroker, hub: HubNames, intake: Intake, prefetch: int) -> GroupCommitter:
