@@ -103,7 +103,9 @@ class ReconRows:
     async def correct(self, page: Page) -> set[str]:
         """Applies the page's pending changes, each only if its agreement is still at the version
         the comparison saw; returns the agreement ids changed. One statement per chunk: the
-        version check and the change in one pass over the rows, instead of a read and a write."""
+        version check and the change in one pass over the rows, instead of a read and a write.
+        Written for SQLite, where the reconciler runs; PostgreSQL would want the VALUES columns
+        cast to the agreements' types."""
         changes, page.changes = page.changes, []
         applied: set[str] = set()
         for i in range(0, len(changes), _CHUNK):
