@@ -1,6 +1,6 @@
 """What reconciliation reads and writes in one unit of work: its files, held records, and
-corrections applied a batch at a time with set-wise statements (written against
-`hub.store.dbapi.Db`, so SQLite and PostgreSQL both serve)."""
+corrections applied a page at a time with set-wise statements (written against
+`hub.store.dbapi.Db`; the corrections' guarded UPDATE is in SQLite's dialect, see `correct`)."""
 
 from __future__ import annotations
 
