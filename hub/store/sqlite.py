@@ -365,6 +365,8 @@ class SqliteStore:
         # The relay reads the outbox on its own connection: a WAL reader sees committed rows only
         # and needs neither the lock nor to wait for a group being committed.
         self._reader: sqlite3.Connection | None = None
+        self._claimed_high = 0  # the relay's claims (see claim_outbox)
+        self._returned: set[int] = set()
 
     @classmethod
     async def open(cls, path: str | Path, *, synchronous: str = "FULL") -> SqliteStore:
@@ -406,21 +408,44 @@ class SqliteStore:
 
     @asynccontextmanager
     async def claim_outbox(self, limit: int, skip: Collection[int] = ()) -> AsyncIterator[OutboxClaim]:
-        """The oldest unsent rows for the relay (one relay per SQLite store: nothing to lock)."""
-        rows = await self.unsent(limit + len(skip))
-        yield OutboxClaim([r for r in rows if r.id not in skip][:limit], self.mark_sent)
+        """The oldest unsent rows for the relay (one relay per SQLite store: nothing to lock).
 
-    async def unsent(self, limit: int) -> list[OutboxRow]:
-        sql = "SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?"
+        Rows are read past the highest id claimed so far, plus the claimed rows that came back
+        unmarked (a failed publish or round), so a claim never rereads the rows other rounds have
+        in flight. That is sound here: ids only grow (AUTOINCREMENT) and SQLite has one writer at
+        a time, so ids become visible in order; a fresh store starts from zero and so publishes
+        whatever an earlier process left unsent."""
+        again = sorted(i for i in self._returned if i not in skip)[:limit]
+        rows = await self._read_unsent("id IN (" + ",".join("?" * len(again)) + ")", again) if again else []
+        rows += await self._read_unsent("id > ?", (self._claimed_high,), limit - len(rows))
+        ids = {r.id for r in rows if r.id is not None}
+        self._returned -= ids
+        self._claimed_high = max([self._claimed_high, *ids])
+        marked: set[int] = set()
+
+        async def mark(done: Sequence[int], now: datetime) -> None:
+            await self.mark_sent(done, now)
+            marked.update(done)
+
+        try:
+            yield OutboxClaim(rows, mark)
+        finally:
+            self._returned |= ids - marked
+
+    async def _read_unsent(self, where: str, params: Sequence[Any], limit: int = -1) -> list[OutboxRow]:
+        sql = f"SELECT * FROM outbox WHERE sent_at IS NULL AND {where} ORDER BY id LIMIT ?"
         if self._reader is not None:
             try:
-                rows = self._reader.execute(sql, (limit,)).fetchall()
+                found = self._reader.execute(sql, (*params, limit)).fetchall()
             except sqlite3.OperationalError as exc:
                 raise StoreBusy(str(exc)) from exc
         else:
             async with self._lock:
-                rows = await self._db.all(sql, (limit,))
-        return [outbox_row(r) for r in rows]
+                found = await self._db.all(sql, (*params, limit))
+        return [outbox_row(r) for r in found]
+
+    async def unsent(self, limit: int) -> list[OutboxRow]:
+        return await self._read_unsent("1", (), limit)
 
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
         if not ids:

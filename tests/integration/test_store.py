@@ -209,6 +209,43 @@ async def test_unsent_lists_outbox_rows_oldest_first_until_they_are_marked_sent(
     assert (await store.counts())["outbox_unsent"] == 1
 
 
+async def test_a_claim_skips_rows_in_flight_and_gets_back_the_rows_a_claim_left_unmarked(store: Store) -> None:
+    async with store.unit_of_work() as uow:
+        await uow.add_outbox([_row("out-1"), _row("out-2"), _row("out-3")], NOW)
+
+    async with store.claim_outbox(2) as first:
+        assert [r.message_id for r in first.rows] == ["out-1", "out-2"]
+        in_flight = [r.id for r in first.rows if r.id is not None]
+        async with store.claim_outbox(10, skip=in_flight) as second:
+            assert [r.message_id for r in second.rows] == ["out-3"], "rows in flight are not claimed twice"
+            await second.mark_sent([r.id for r in second.rows if r.id is not None], NOW)
+        await first.mark_sent(in_flight[:1], NOW)  # out-2's publish failed: it stays unsent
+
+    async with store.unit_of_work() as uow:
+        await uow.add_outbox([_row("out-4")], NOW)
+    async with store.claim_outbox(10) as third:
+        assert [r.message_id for r in third.rows] == ["out-2", "out-4"], "the unmarked row comes back"
+    assert [r.message_id for r in await store.unsent(10)] == ["out-2", "out-4"]
+
+
+async def test_a_store_opened_again_claims_what_an_earlier_process_left_unsent(tmp_path: Path) -> None:
+    first = await SqliteStore.open(tmp_path / "hub.db")
+    try:
+        async with first.unit_of_work() as uow:
+            await uow.add_outbox([_row("out-1"), _row("out-2")], NOW)
+        async with first.claim_outbox(10) as claim:
+            await claim.mark_sent([claim.rows[1].id], NOW)  # type: ignore[list-item]
+    finally:
+        await first.close()
+
+    again = await SqliteStore.open(tmp_path / "hub.db")
+    try:
+        async with again.claim_outbox(10) as claim:
+            assert [r.message_id for r in claim.rows] == ["out-1"]
+    finally:
+        await again.close()
+
+
 async def test_answers_to_finds_the_party_messages_correlated_to_a_message_oldest_first(
     store: Store,
 ) -> None:
