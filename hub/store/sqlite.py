@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from hub.store.session_rows import row_to_session, session_to_row
 from hub.store.unit_of_work import DeadRecord, OutboxClaim, OutboxRow
 
 T = TypeVar("T")
+log = logging.getLogger("signhub.store")
 CHECKPOINT_EVERY_S = 1.0
 
 
@@ -66,7 +68,6 @@ class _Db:
         self.conn = conn
         self._worker = worker
         self._offload = offload
-        self._checkpointed = time.monotonic()
 
     def offloaded(self) -> _Db:
         """The same connection with every statement run on the store's thread."""
@@ -91,16 +92,7 @@ class _Db:
         await self._call(self._many, sql, rows)
 
     async def commit(self) -> None:
-        await self.on_thread(self._commit)
-
-    def _commit(self) -> None:
-        """COMMIT, then now and then a WAL checkpoint, both of which wait for the disk. Automatic
-        checkpoints are off, so that a statement run inline never checkpoints on the event loop."""
-        self._run("COMMIT", ())
-        now = time.monotonic()
-        if now - self._checkpointed >= CHECKPOINT_EVERY_S:
-            self._checkpointed = now
-            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        await self.on_thread(self._run, "COMMIT", ())
 
     def _run(self, sql: str, params: Params) -> int:
         try:
@@ -366,6 +358,10 @@ class SqliteStore:
         # and needs neither the lock nor to wait for a group being committed.
         self._reader: sqlite3.Connection | None = None
         self._claimed_high = 0  # the relay's claims (see claim_outbox)
+        self._checkpoints = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signhub-checkpoint")
+        self._checkpointer: sqlite3.Connection | None = None
+        self._checkpointed = time.monotonic()
+        self._checkpointing = False
         self._returned: set[int] = set()
 
     @classmethod
@@ -381,6 +377,7 @@ class SqliteStore:
         await store._slow.on_thread(store._migrate)
         if str(path) != ":memory:":  # a second connection to ":memory:" would be another database
             store._reader = _read_only(path)
+            store._checkpointer = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         return store
 
     def _migrate(self) -> None:
@@ -405,6 +402,24 @@ class SqliteStore:
             except StoreBusy:
                 self._db.conn.execute("ROLLBACK")
                 raise
+        self._checkpoint_now_and_then()
+
+    def _checkpoint_now_and_then(self) -> None:
+        """A PASSIVE WAL checkpoint at most every CHECKPOINT_EVERY_S, on its own connection and
+        thread: it copies pages into the database file and waits for the disk, which on the
+        store's connection held every commit behind it (automatic checkpoints are off, so that
+        no statement run inline on the event loop ever checkpoints)."""
+        now = time.monotonic()
+        if self._checkpointer is None or self._checkpointing or now - self._checkpointed < CHECKPOINT_EVERY_S:
+            return
+        self._checkpointed, self._checkpointing = now, True
+        future = self._checkpoints.submit(self._checkpointer.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+        future.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, future: Future[Any]) -> None:
+        self._checkpointing = False
+        if future.exception() is not None:  # the next one retries; the WAL only grows meanwhile
+            log.warning("WAL checkpoint failed: %r", future.exception())
 
     @asynccontextmanager
     async def claim_outbox(self, limit: int, skip: Collection[int] = ()) -> AsyncIterator[OutboxClaim]:
@@ -519,4 +534,7 @@ class SqliteStore:
             await self._slow.on_thread(self._db.conn.close)
             if self._reader is not None:
                 self._reader.close()
+        self._checkpoints.shutdown(wait=True)
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._worker.shutdown(wait=True)
