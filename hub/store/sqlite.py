@@ -32,6 +32,7 @@ from hub.store.unit_of_work import DeadRecord, OutboxClaim, OutboxRow
 T = TypeVar("T")
 log = logging.getLogger("signhub.store")
 CHECKPOINT_EVERY_S = 1.0
+WAL_KEEP_BYTES = 64 * 1024 * 1024
 
 
 def outbox_row(row: Any) -> OutboxRow:
@@ -333,6 +334,11 @@ class SqliteUnitOfWork:
         )
 
 
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    # Fetched, so the statement is finished: one left open makes the next COMMIT fail.
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
 def _read_only(path: str | Path) -> sqlite3.Connection:
     conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
                            check_same_thread=False)  # fmt: skip
@@ -362,6 +368,7 @@ class SqliteStore:
         self._checkpointer: sqlite3.Connection | None = None
         self._checkpointed = time.monotonic()
         self._checkpointing = False
+        self._finish_checkpoint = False
         self._returned: set[int] = set()
 
     @classmethod
@@ -371,7 +378,8 @@ class SqliteStore:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run after commits, on the store's thread
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_now_and_then
+        conn.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")  # a WAL started over shrinks to this
         store = cls(conn)
         store.synchronous = synchronous
         await store._slow.on_thread(store._migrate)
@@ -391,6 +399,8 @@ class SqliteStore:
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[SqliteUnitOfWork]:
         async with self._lock:
+            if self._finish_checkpoint:
+                await self._finish_checkpoint_under_lock()
             await self._db.run("BEGIN IMMEDIATE")
             try:
                 yield SqliteUnitOfWork(self._db)
@@ -405,21 +415,33 @@ class SqliteStore:
         self._checkpoint_now_and_then()
 
     def _checkpoint_now_and_then(self) -> None:
-        """A PASSIVE WAL checkpoint at most every CHECKPOINT_EVERY_S, on its own connection and
-        thread: it copies pages into the database file and waits for the disk, which on the
-        store's connection held every commit behind it (automatic checkpoints are off, so that
-        no statement run inline on the event loop ever checkpoints)."""
+        """WAL checkpoints in two steps (automatic checkpoints are off, so that no statement run
+        inline on the event loop ever checkpoints). At most every CHECKPOINT_EVERY_S, a PASSIVE
+        checkpoint on its own connection and thread copies the WAL into the database file without
+        the store's lock: inside a commit, that copy held every group behind it. Writers go on
+        meanwhile, so it never catches up with them, and SQLite starts the WAL over only after a
+        checkpoint that did; so the next unit of work first finishes it under the lock (only what
+        was written meanwhile is left to copy), and the WAL is reused from its start."""
         now = time.monotonic()
         if self._checkpointer is None or self._checkpointing or now - self._checkpointed < CHECKPOINT_EVERY_S:
             return
         self._checkpointed, self._checkpointing = now, True
-        future = self._checkpoints.submit(self._checkpointer.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+        future = self._checkpoints.submit(_checkpoint, self._checkpointer)
         future.add_done_callback(self._checkpoint_done)
 
     def _checkpoint_done(self, future: Future[Any]) -> None:
         self._checkpointing = False
         if future.exception() is not None:  # the next one retries; the WAL only grows meanwhile
             log.warning("WAL checkpoint failed: %r", future.exception())
+        else:
+            self._finish_checkpoint = True
+
+    async def _finish_checkpoint_under_lock(self) -> None:
+        self._finish_checkpoint = False
+        try:
+            await self._slow.on_thread(_checkpoint, self._db.conn)
+        except sqlite3.Error as exc:
+            log.warning("WAL checkpoint failed: %r", exc)
 
     @asynccontextmanager
     async def claim_outbox(self, limit: int, skip: Collection[int] = ()) -> AsyncIterator[OutboxClaim]:

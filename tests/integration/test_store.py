@@ -246,6 +246,26 @@ async def test_a_store_opened_again_claims_what_an_earlier_process_left_unsent(t
         await again.close()
 
 
+async def test_the_wal_is_started_over_while_units_of_work_keep_coming(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints copy the WAL into the database file beside the writers; unless one of them then
+    finishes under the store's lock, SQLite never starts the WAL over and it grows without end."""
+    monkeypatch.setattr("hub.store.sqlite.CHECKPOINT_EVERY_S", 0.0)
+    store = await SqliteStore.open(tmp_path / "hub.db")
+    body = b"x" * 20_000
+    try:
+        for n in range(300):  # about 6 MB written through the WAL
+            async with store.unit_of_work() as uow:
+                await uow.add_outbox([OutboxRow(f"out-{n}", "party", "bank.ICBC.sign.result", "sign.result",
+                                                None, body)], NOW)  # fmt: skip
+        wal = (tmp_path / "hub.db-wal").stat().st_size
+        assert wal < 2_000_000, f"the WAL grew to {wal} bytes: it was never started over"
+        assert len(await store.unsent(1000)) == 300
+    finally:
+        await store.close()
+
+
 async def test_answers_to_finds_the_party_messages_correlated_to_a_message_oldest_first(
     store: Store,
 ) -> None:
