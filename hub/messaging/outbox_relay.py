@@ -24,7 +24,6 @@ from hub.outgoing import Target
 from hub.store.unit_of_work import OutboxClaim, OutboxRow, Store
 
 log = logging.getLogger("signhub.relay")
-
 BATCH = 256
 
 
@@ -102,13 +101,6 @@ class OutboxRelay:
             if not claimed.done():
                 claimed.set_result(-1)
             self._slots.release()
-
-    async def publish_pending(self) -> int:
-        """One round, awaited (tests and tools): the number of rows it took."""
-        claimed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        await self._slots.acquire()
-        await self._round(claimed)
-        return max(claimed.result(), 0)
 
     async def _publish_claimed(self, claim: OutboxClaim) -> None:
         rows = claim.rows

@@ -213,12 +213,13 @@ class Reconciler:
         # The next page is read and classified in a worker thread while this one is written.
         pages = _Pages(comparison, job, self._deps, self._rollback(job))
         try:
-            next_page = pages.after(row["progress"])
-            while (page := await next_page) is not None:
-                next_page = pages.after(page.last)
-                for name, n in page.counts.items():
-                    counts[name] += n
-                await self._apply(job, page, counts, page.last)
+            async with self._store.bulk_work():
+                next_page = pages.after(row["progress"])
+                while (page := await next_page) is not None:
+                    next_page = pages.after(page.last)
+                    for name, n in page.counts.items():
+                        counts[name] += n
+                    await self._apply(job, page, counts, page.last)
         finally:
             await pages.stop()
         started = self._phase(job, "corrections", started)

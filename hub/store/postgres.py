@@ -156,6 +156,10 @@ class PostgresStore:
             raise StoreBusy(str(exc)) from exc
 
     @asynccontextmanager
+    async def bulk_work(self) -> AsyncIterator[None]:
+        yield  # the server's cache is the server's
+
+    @asynccontextmanager
     async def claim_outbox(self, limit: int, skip: Collection[int] = ()) -> AsyncIterator[OutboxClaim]:
         async with self._pool.acquire() as conn, conn.transaction():
             db = PgDb(conn)

@@ -33,6 +33,7 @@ T = TypeVar("T")
 log = logging.getLogger("signhub.store")
 CHECKPOINT_EVERY_S = 1.0
 WAL_KEEP_BYTES = 64 * 1024 * 1024
+BULK_CACHE_KIB = 128 * 1024
 
 
 def outbox_row(row: Any) -> OutboxRow:
@@ -444,6 +445,21 @@ class SqliteStore:
             log.warning("WAL checkpoint failed: %r", exc)
 
     @asynccontextmanager
+    async def bulk_work(self) -> AsyncIterator[None]:
+        """A larger page cache while a reconciliation writes its corrections, then the usual one
+        again: at 10 million agreements 128 MB cut the corrections from 34.5 to 27.7 s, but kept
+        all the time it would grow the hub's memory with its database (bench/recon.py)."""
+        async with self._lock:
+            usual = self._db.conn.execute("PRAGMA cache_size").fetchone()[0]
+            self._db.conn.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            async with self._lock:
+                self._db.conn.execute(f"PRAGMA cache_size={int(usual)}")
+                self._db.conn.execute("PRAGMA shrink_memory")
+
+    @asynccontextmanager
     async def claim_outbox(self, limit: int, skip: Collection[int] = ()) -> AsyncIterator[OutboxClaim]:
         """The oldest unsent rows for the relay (one relay per SQLite store: nothing to lock).
 
@@ -456,7 +472,7 @@ class SqliteStore:
         rows = await self._read_unsent("id IN (" + ",".join("?" * len(again)) + ")", again) if again else []
         rows += await self._read_unsent("id > ?", (self._claimed_high,), limit - len(rows))
         ids = {r.id for r in rows if r.id is not None}
-        self._returned -= ids
+        self._returned -= ids | set(again)  # (one marked sent meanwhile is not read again: forget it)
         self._claimed_high = max([self._claimed_high, *ids])
         marked: set[int] = set()
 

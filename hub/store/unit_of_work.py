@@ -116,6 +116,11 @@ class Store(Protocol):
     relay_rounds: int  # how many outbox-relay rounds may wait for the broker's confirms at once
 
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+    def bulk_work(self) -> AbstractAsyncContextManager[None]:
+        """Around many units of work in a row (reconciliation's corrections): the store may use
+        more memory for them meanwhile."""
+        ...
+
     def claim_outbox(self, limit: int, skip: Collection[int] = ()) -> AbstractAsyncContextManager[OutboxClaim]:
         """Up to `limit` of the oldest unsent rows, leaving out the ids in `skip` (rows a round of
         this relay still has in flight)."""
