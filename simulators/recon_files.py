@@ -143,10 +143,14 @@ def drift_bank(agreements: dict[str, BankAgreement], each: int, rng: random.Rand
     return touched
 
 
-def drift_crm(agreements: dict[str, CrmAgreement], each: int, rng: random.Random) -> dict[str, list[str]]:
-    """Makes the CRM's data differ from the hub's: `each` agreements of every class."""
+def drift_crm(agreements: dict[str, CrmAgreement], each: int, rng: random.Random,
+              avoid: frozenset[str] = frozenset()) -> dict[str, list[str]]:  # fmt: skip
+    """Makes the CRM's data differ from the hub's: `each` agreements of every class. Numbers in
+    `avoid` (the bank's drift of the same round) are left alone: a change on both sides can cancel
+    out, and the class would not show."""
     formal = sorted(
-        (a for a in agreements.values() if a.active and not a.provisional), key=lambda a: a.agreement_id
+        (a for a in agreements.values() if a.active and not a.provisional and a.phone not in avoid),
+        key=lambda a: a.agreement_id,
     )
     rng.shuffle(formal)
     touched: dict[str, list[str]] = {"MISSING_AT_CRM": [], "STATUS_MISMATCH": [], "TERMS_MISMATCH": [],

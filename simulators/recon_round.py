@@ -42,9 +42,13 @@ async def reconcile_round(sims: Simulators, files: Path, *, scope: Scope = Scope
     day = day or datetime.now(SHANGHAI).date()
     rng = random.Random(seed)
     outcome = RoundOutcome()
+    bank_drifted: set[str] = set()  # numbers the banks' drift touched
     if drift_each:
         for code, bank in sims.banks.items():
+            phones = {no: a.phone for no, a in bank.agreements.items()}
             outcome.injected[f"bank.{code}"] = recon_files.drift_bank(bank.agreements, drift_each, rng)
+            bank_drifted |= {phones[no] for nos in outcome.injected[f"bank.{code}"].values() for no in nos
+                             if no in phones}  # fmt: skip
     for code, bank in sorted(sims.banks.items()):
         name = await send_bank_file(bank, files, day, scope)
         await bank.recorder.wait_until(lambda b=bank, n=name: _result(b, n) is not None,  # type: ignore[misc]
@@ -52,7 +56,8 @@ async def reconcile_round(sims: Simulators, files: Path, *, scope: Scope = Scope
         outcome.results[code] = _result(bank, name) or {}
     if drift_each:
         for code, crm in sims.crms.items():
-            outcome.injected[f"crm.{code}"] = recon_files.drift_crm(crm.agreements, drift_each, rng)
+            outcome.injected[f"crm.{code}"] = recon_files.drift_crm(crm.agreements, drift_each, rng,
+                                                                            frozenset(bank_drifted))
     for code, crm in sorted(sims.crms.items()):
         name = await crm.upload_file(day, scope)
         errors = f"ERR_{name}"[:64]
