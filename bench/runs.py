@@ -26,7 +26,7 @@ from bench import proc, profiling, relay, wire
 from bench.drive import Driver, DriveResult, missing_by_step
 from bench.hubproc import HubProcess, export_code
 from bench.parties import Parties, Timeline
-from bench.stats import latency_line, steady_rate, summary_ms
+from bench.stats import latency_line, p99_by_tenth, steady_rate, summary_ms
 
 Report = Callable[[str], None]
 _MACHINE = "machine (all processes)"
@@ -308,6 +308,9 @@ def _report_side(report: Report, args: argparse.Namespace, result: DriveResult, 
                         summary_ms(d - s for s, d in zip(at["req_pub"], at["done"], strict=True))))  # fmt: skip
     for name, start, end in HOPS:
         report(latency_line(name, summary_ms(e - s for s, e in zip(at[start], at[end], strict=True))))
+    hops = [(at[start][i], at[end][i]) for i in range(result.n) for _, start, end in HOPS[:3]]
+    report("  the three hub hops' p99 in each tenth of the flows (start order), ms: "
+           + " ".join(f"{v:.1f}" for v in p99_by_tenth(hops)))  # fmt: skip
     report(
         f"  CPU per flow (over {wall:.1f} s: the drive and {drain_s:.1f} s of drain until the inbound queue was empty):"
     )

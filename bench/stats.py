@@ -38,3 +38,14 @@ def steady_rate(done_times: list[float], skip: float = 0.1) -> float:
     lo, hi = int(len(times) * skip), int(len(times) * (1 - skip)) - 1
     span = times[hi] - times[lo]
     return (hi - lo) / span if span > 0 else math.nan
+
+
+def p99_by_tenth(spans: list[tuple[float, float]]) -> list[float]:
+    """p99 in milliseconds of the (start, end) spans of each tenth of a run, in the order given
+    (flows in start order): shows whether a tail is spread over the run or comes in bursts."""
+    tenth = max(1, math.ceil(len(spans) / 10))
+    out = []
+    for k in range(0, len(spans), tenth):
+        values = sorted((e - s) * 1000.0 for s, e in spans[k : k + tenth] if not math.isnan(e - s))
+        out.append(percentile(values, 0.99))
+    return out
