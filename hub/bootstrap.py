@@ -206,7 +206,7 @@ async def build_hub(
     faults = Faults(settings.fault_crash_at)
     relay = OutboxRelay(store, channel, names, clock, faults)
     retry = RetryScheduler(channel, hub_names, settings.retry_delays_s)
-    intake = Intake(store, deps, retry, relay.wake, faults, require_user_id=settings.require_user_id)
+    intake = Intake(store, deps, retry, relay, faults, require_user_id=settings.require_user_id)
     timers = CrmTimers(store, deps, relay.wake, poll_s=min(0.5, settings.crm_timeout_s / 5))
     broker = RabbitBroker(url, logger=None)
     committer = register_consumers(broker, hub_names, intake, settings.prefetch)

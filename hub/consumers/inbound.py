@@ -125,6 +125,10 @@ class GroupCommitter:
                 log.exception("a group of %d deliveries failed; the broker will deliver them again", len(group))
                 continue
             await self._settle_group(group, actions)
+            # Lets the round that publishes this group's answers (hand_over) send them before the
+            # next group is processed: finishing work begun first took the per-hop p99 at half
+            # the maximum rate from 30 to 17-25 ms (bench/README.md).
+            await asyncio.sleep(0)
 
     async def _settle_group(self, group: list[AbstractIncomingMessage], actions: list[Action]) -> None:
         # All acknowledged, on one channel: one `multiple` ack of the last settles the group (every

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from contracts.common import Message, QueueReason, ReasonCode
 from contracts.rejection import MessageRejected
@@ -31,7 +31,7 @@ from hub.outgoing import Outgoing, QueueCopy, Target
 from hub.protection import mask_digits_in_text
 from hub.services.context import Ctx, Deps
 from hub.services.dispatch import handler_for
-from hub.store.unit_of_work import DeadRecord, Store, UnitOfWork
+from hub.store.unit_of_work import DeadRecord, OutboxRow, Store, UnitOfWork
 
 log = logging.getLogger("signhub.intake")
 MAX_BODY = 64 * 1024
@@ -42,15 +42,22 @@ class Action(StrEnum):
     REQUEUE = "requeue"  # nothing could be recorded; the broker keeps the message
 
 
+class Relay(Protocol):
+    """What the intake tells the outbox relay (hub.messaging.outbox_relay.OutboxRelay)."""
+
+    def wake(self) -> None: ...
+    def hand_over(self, rows: Sequence[OutboxRow]) -> None: ...
+
+
 class Intake:
     def __init__(
-        self, store: Store, deps: Deps, retry: RetryScheduler, wake_relay: Callable[[], None], faults: Faults,
+        self, store: Store, deps: Deps, retry: RetryScheduler, relay: Relay, faults: Faults,
         *, require_user_id: bool = False,
     ) -> None:  # fmt: skip
         self._store = store
         self._deps = deps
         self._retry = retry
-        self._wake_relay = wake_relay
+        self._relay = relay
         self._faults = faults
         self._require_user_id = require_user_id
         self.stats: dict[str, int] = {}
@@ -71,18 +78,20 @@ class Intake:
         accepted = [(i, v) for i, v in enumerate(verdicts) if isinstance(v, Accepted)]
         later += [(i, v) for i, v in enumerate(verdicts) if isinstance(v, Rejected)]
         if accepted:
+            queued: list[OutboxRow] = []
             try:
-                later += await self._commit_group(batch, accepted)
+                later += await self._commit_group(batch, accepted, queued)
             except Exception as exc:  # the commit itself failed: nothing of the group holds
                 later = [x for x in later if isinstance(x[1], Rejected)] + [(i, exc) for i, _ in accepted]
+                queued = []
             failed = {i for i, _ in later}
             done = [(i, acc.msg_type) for i, acc in accepted if i not in failed]
             for i, msg_type in done:
                 actions[i] = Action.ACK
                 self._count("processed")
                 self._faults.maybe_crash("after_commit", msg_type)
-            if done:
-                self._wake_relay()
+            if queued:
+                self._relay.hand_over(queued)
         for i, problem in later:
             if isinstance(problem, Rejected):
                 actions[i] = await self._refuse_or_retry(batch[i], problem)
@@ -99,27 +108,31 @@ class Intake:
         return verdict
 
     async def _commit_group(
-        self, batch: list[Delivery], accepted: list[tuple[int, Accepted]]
+        self, batch: list[Delivery], accepted: list[tuple[int, Accepted]], queued: list[OutboxRow]
     ) -> list[tuple[int, Rejected | Exception]]:
+        """Applies the group in one unit of work; `queued` receives the outbox rows of the messages
+        that hold (a message rolled back to its savepoint leaves none)."""
         failed: list[tuple[int, Rejected | Exception]] = []
         async with self._store.unit_of_work() as uow:
             for i, acc in accepted:
                 await uow.step("SAVEPOINT message")
                 try:
-                    await self._apply(uow, batch[i], acc)
+                    rows = await self._apply(uow, batch[i], acc)
                 except Refused as refused:
                     failed.append((i, Rejected(refused.reason, [refused.error], acc.sender, acc.msg_type)))
                 except Exception as exc:
                     failed.append((i, exc))
                 else:
                     await uow.step("RELEASE SAVEPOINT message")
+                    queued += rows
                     continue
                 await uow.step("ROLLBACK TO SAVEPOINT message")
                 await uow.step("RELEASE SAVEPOINT message")
         return failed
 
-    async def _apply(self, uow: UnitOfWork, d: Delivery, accepted: Accepted) -> None:
-        """One accepted message's effect inside the caller's unit of work."""
+    async def _apply(self, uow: UnitOfWork, d: Delivery, accepted: Accepted) -> list[OutboxRow]:
+        """One accepted message's effect inside the caller's unit of work; returns what it queued
+        in the outbox (every row a message causes is queued here)."""
         handler = handler_for(accepted)
         assert handler is not None
         now = self._deps.clock()
@@ -134,7 +147,7 @@ class Intake:
         else:
             await uow.remember(str(accepted.sender), accepted.message_id, accepted.msg_type, now)
             await handler(ctx, accepted.message)
-        await uow.add_outbox(to_rows(ctx.out, self._deps.names, self._deps.new_id) + ctx.copies, now)
+        return await uow.add_outbox(to_rows(ctx.out, self._deps.names, self._deps.new_id) + ctx.copies, now)
 
     async def _refuse_or_retry(self, d: Delivery, rejected: Rejected) -> Action:
         try:
@@ -196,7 +209,7 @@ class Intake:
             extra=_ids(d, sender),
         )
         self._count(f"refused.{rejected.reason.value}")
-        self._wake_relay()
+        self._relay.wake()
 
     def _count(self, key: str) -> None:
         self.stats[key] = self.stats.get(key, 0) + 1

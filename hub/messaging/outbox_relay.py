@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
 import aio_pika
@@ -48,13 +49,29 @@ class OutboxRelay:
         self._faults = faults
         self._wake = asyncio.Event()
         self._outbound: AbstractExchange | None = None
-        self._slots = asyncio.Semaphore(store.relay_rounds)
+        # A counter, not a semaphore: hand_over takes a round without awaiting.
+        self._free_rounds = store.relay_rounds
+        self._round_ended = asyncio.Event()
         self._in_flight: set[int] = set()
         self._rounds: set[asyncio.Task[None]] = set()
         self.published = 0
 
     def wake(self) -> None:
         self._wake.set()
+
+    def hand_over(self, rows: Sequence[OutboxRow]) -> None:
+        """Rows a unit of work has just committed: a round of their own publishes them at once,
+        without the wake-up, claim and read of a usual round (at light traffic, a round per
+        commit; its wait was a fifth of a hop). Where the store cannot hand them over, or no
+        round is free, the relay is woken and reads them as usual."""
+        claim = self._store.claim_committed(rows) if self._free_rounds > 0 else None
+        if claim is None:
+            self.wake()
+            return
+        self._free_rounds -= 1
+        task = asyncio.create_task(self._publish_round(claim), name="outbox-round")
+        self._rounds.add(task)
+        task.add_done_callback(self._rounds.discard)
 
     async def run(self) -> None:
         self._outbound = await self._channel.get_exchange(self._names.outbound_exchange)
@@ -64,7 +81,10 @@ class OutboxRelay:
                 # Cleared before the claim reads the outbox: a commit made after it wakes the
                 # next round at once (clearing later lost those wake-ups).
                 self._wake.clear()
-                await self._slots.acquire()
+                while self._free_rounds == 0:
+                    self._round_ended.clear()
+                    await self._round_ended.wait()
+                self._free_rounds -= 1
                 claimed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
                 task = asyncio.create_task(self._round(claimed), name="outbox-round")
                 self._rounds.add(task)
@@ -86,21 +106,28 @@ class OutboxRelay:
 
     async def _round(self, claimed: asyncio.Future[int]) -> None:
         """Claims rows (telling `claimed` how many), publishes them, marks the confirmed ones."""
+        await self._publish_round(self._store.claim_outbox(BATCH, skip=self._in_flight), claimed)
+
+    async def _publish_round(
+        self, claiming: AbstractAsyncContextManager[OutboxClaim], claimed: asyncio.Future[int] | None = None
+    ) -> None:
         ids: set[int] = set()
         try:
-            async with self._store.claim_outbox(BATCH, skip=self._in_flight) as claim:
+            async with claiming as claim:
                 ids = {r.id for r in claim.rows if r.id is not None}
                 self._in_flight |= ids
-                claimed.set_result(len(claim.rows))
+                if claimed is not None:
+                    claimed.set_result(len(claim.rows))
                 if claim.rows:
                     await self._publish_claimed(claim)
         except Exception:
             log.exception("an outbox round failed; its rows are published again later")
         finally:
             self._in_flight -= ids
-            if not claimed.done():
+            if claimed is not None and not claimed.done():
                 claimed.set_result(-1)
-            self._slots.release()
+            self._free_rounds += 1
+            self._round_ended.set()
 
     async def _publish_claimed(self, claim: OutboxClaim) -> None:
         rows = claim.rows

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Collection, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -102,6 +102,9 @@ class PgDb:
         except _TRANSIENT as exc:
             raise StoreBusy(str(exc)) from exc
 
+    async def last_ids(self, n: int) -> list[int] | None:
+        return None  # several hub processes claim rows with SKIP LOCKED; none is handed over
+
     async def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         text, _ = translate(sql, rows[0] if rows else ())
         try:
@@ -171,6 +174,9 @@ class PostgresStore:
             )
             claimed = [outbox_row(r) for r in rows if r["id"] not in skip]
             yield OutboxClaim(claimed, lambda ids, now: _mark_sent(db, ids, now))
+
+    def claim_committed(self, rows: Sequence[OutboxRow]) -> AbstractAsyncContextManager[OutboxClaim] | None:
+        return None  # a row is claimed under SKIP LOCKED only, so that several hub processes share it
 
     async def unsent(self, limit: int) -> list[OutboxRow]:
         rows = await self.query("SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,))

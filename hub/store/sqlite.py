@@ -13,7 +13,8 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +38,9 @@ log = logging.getLogger("signhub.store")
 CHECKPOINT_EVERY_S = 0.25
 WAL_KEEP_BYTES = 64 * 1024 * 1024
 BULK_CACHE_KIB = 128 * 1024
+# Confirmed outbox rows are marked sent by the next unit of work, in its transaction; when none
+# comes within this time, by a transaction of their own (see SqliteStore.mark_sent).
+MARK_WITHIN_S = 0.05
 
 
 def outbox_row(row: Any) -> OutboxRow:
@@ -98,6 +102,12 @@ class _Db:
 
     async def commit(self) -> None:
         await self.on_thread(self._run, "COMMIT", ())
+
+    async def last_ids(self, n: int) -> list[int] | None:
+        # Consecutive: the writer holds the only write transaction, and AUTOINCREMENT gives each
+        # insert the highest id so far plus one.
+        last = int(self.conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+        return list(range(last - n + 1, last + 1))
 
     def _run(self, sql: str, params: Params) -> int:
         try:
@@ -307,13 +317,17 @@ class SqliteUnitOfWork:
              record.original_encrypted, ts(record.received_at)),
         )  # fmt: skip
 
-    async def add_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> None:
+    async def add_outbox(self, rows: Sequence[OutboxRow], now: datetime) -> list[OutboxRow]:
+        if not rows:
+            return []
         await self._db.many(
             "INSERT INTO outbox (message_id, target, routing_key, type, correlation_id, body, headers,"
             " created_at) VALUES (?,?,?,?,?,?,?,?)",
             [(r.message_id, r.target, r.routing_key, r.type, r.correlation_id, r.body,
               json.dumps(r.headers), ts(now)) for r in rows],
         )  # fmt: skip
+        ids = await self._db.last_ids(len(rows))
+        return list(rows) if ids is None else [replace(r, id=i) for r, i in zip(rows, ids, strict=True)]
 
     async def answers_to(self, correlation_id: str) -> list[OutboxRow]:
         rows = await self._db.all(
@@ -374,6 +388,9 @@ class SqliteStore:
         self._checkpointing = False
         self._finish_checkpoint = False
         self._returned: set[int] = set()
+        self._marks: dict[int, str] = {}  # confirmed rows not yet marked sent: id -> sent_at
+        self._marks_due: asyncio.TimerHandle | None = None
+        self._marking: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(cls, path: str | Path, *, synchronous: str = "FULL") -> SqliteStore:
@@ -406,15 +423,18 @@ class SqliteStore:
             if self._finish_checkpoint:
                 await self._finish_checkpoint_under_lock()
             await self._db.run("BEGIN IMMEDIATE")
+            marks = self._write_marks()
             try:
                 yield SqliteUnitOfWork(self._db)
             except BaseException:
                 self._db.conn.execute("ROLLBACK")
+                self._keep_marks(marks)
                 raise
             try:
                 await self._db.commit()
             except StoreBusy:
                 self._db.conn.execute("ROLLBACK")
+                self._keep_marks(marks)
                 raise
         self._checkpoint_now_and_then()
 
@@ -477,6 +497,22 @@ class SqliteStore:
         ids = {r.id for r in rows if r.id is not None}
         self._returned -= ids | set(again)  # (one marked sent meanwhile is not read again: forget it)
         self._claimed_high = max([self._claimed_high, *ids])
+        async with self._claim(rows) as claim:
+            yield claim
+
+    def claim_committed(self, rows: Sequence[OutboxRow]) -> AbstractAsyncContextManager[OutboxClaim] | None:
+        """Rows a unit of work has just committed, for the relay without reading them back, when
+        they are exactly the next ones past the highest id claimed (else None, and a claim reads
+        them: a gap means rows of another writer nobody has claimed yet)."""
+        ids = sorted(r.id for r in rows if r.id is not None)
+        if not ids or len(ids) != len(rows) or ids != list(range(self._claimed_high + 1, ids[-1] + 1)):
+            return None
+        self._claimed_high = ids[-1]
+        return self._claim(sorted(rows, key=lambda r: r.id or 0))
+
+    @asynccontextmanager
+    async def _claim(self, rows: list[OutboxRow]) -> AsyncIterator[OutboxClaim]:
+        ids = {r.id for r in rows if r.id is not None}
         marked: set[int] = set()
 
         async def mark(done: Sequence[int], now: datetime) -> None:
@@ -501,22 +537,66 @@ class SqliteStore:
         return [outbox_row(r) for r in found]
 
     async def unsent(self, limit: int) -> list[OutboxRow]:
-        return await self._read_unsent("1", (), limit)
+        rows = await self._read_unsent("1", (), limit + len(self._marks))
+        return [r for r in rows if r.id not in self._marks][:limit]
 
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
+        """Rows the broker confirmed. The mark rides along with the next unit of work, written in
+        its transaction, or, when none comes within MARK_WITHIN_S, gets a transaction of its own:
+        at light traffic a transaction per relay round was a tenth of the hub's work. Losing a
+        mark (a crash first) only means publishing the row again under the same message_id; this
+        process does not publish it twice (its claims go past the ids it took)."""
         if not ids:
             return
-        marks = ",".join("?" * len(ids))
+        stamp = str(ts(now))
+        self._marks.update(dict.fromkeys(ids, stamp))
+        if self._marks_due is None:
+            self._marks_due = asyncio.get_running_loop().call_later(MARK_WITHIN_S, self._mark_alone)
+
+    def _mark_alone(self) -> None:
+        self._marks_due = None
+        if self._marks and not self._closed:
+            task = asyncio.create_task(self._write_marks_alone(), name="outbox-marks")
+            self._marking.add(task)
+            task.add_done_callback(self._marking.discard)
+
+    async def _write_marks_alone(self) -> None:
         async with self._lock:
-            # Inline: losing this mark in a power cut only means publishing again under the same
-            # message_id, so it need not wait for its own fsync (in WAL mode the next FULL commit
-            # syncs it along with its own), and with automatic checkpoints off nothing else here
-            # waits for the disk. A thread hop while holding the lock held up group commits.
+            if not self._marks or self._closed:
+                return
+            # Inline and without its own fsync: in WAL mode the next FULL commit syncs it along
+            # with its own, and with automatic checkpoints off nothing here waits for the disk.
             await self._db.run("PRAGMA synchronous=NORMAL")
             try:
-                await self._db.run(f"UPDATE outbox SET sent_at=? WHERE id IN ({marks})", (ts(now), *ids))
+                self._write_marks()
+            except Exception as exc:  # kept: the next unit of work or timer writes them
+                log.warning("could not mark outbox rows sent: %r", exc)
             finally:
                 await self._db.run(f"PRAGMA synchronous={self.synchronous}")
+
+    def _write_marks(self) -> dict[int, str]:
+        """Writes the pending marks (under the lock, in the caller's transaction or alone) and
+        returns them, so that a transaction rolled back can keep them (`_keep_marks`)."""
+        marks, self._marks = self._marks, {}
+        by_stamp: dict[str, list[int]] = {}
+        for row_id, stamp in marks.items():
+            by_stamp.setdefault(stamp, []).append(row_id)
+        try:
+            for stamp, ids in by_stamp.items():
+                for k in range(0, len(ids), 500):  # under SQLite's limit of bound parameters
+                    chunk = ids[k : k + 500]
+                    self._db.conn.execute(
+                        f"UPDATE outbox SET sent_at=? WHERE id IN ({','.join('?' * len(chunk))})", (stamp, *chunk)
+                    )
+        except sqlite3.Error:
+            self._keep_marks(marks)
+            raise
+        return marks
+
+    def _keep_marks(self, marks: dict[int, str]) -> None:
+        self._marks = marks | self._marks
+        if self._marks and self._marks_due is None and not self._closed:
+            self._marks_due = asyncio.get_running_loop().call_later(MARK_WITHIN_S, self._mark_alone)
 
     async def due_sessions(self, now: datetime, limit: int) -> list[str]:
         """Open flow-1 sessions past their window, for the sweeper to expire."""
@@ -550,6 +630,7 @@ class SqliteStore:
             for name, sql in queries.items():
                 row = await self._slow.one(sql)
                 out[name] = int(row[0])
+            out["outbox_unsent"] = max(0, out["outbox_unsent"] - len(self._marks))  # sent, mark pending
         return out
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -570,6 +651,9 @@ class SqliteStore:
     async def close(self) -> None:
         if self._closed:
             return
+        if self._marks_due is not None:
+            self._marks_due.cancel()
+        await self._write_marks_alone()
         self._closed = True
         async with self._lock:
             await self._slow.on_thread(self._db.conn.close)
