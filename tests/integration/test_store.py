@@ -6,7 +6,9 @@ Each test opens its own database (a file under tmp_path, or a fresh PostgreSQL d
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta, timezone
@@ -244,6 +246,57 @@ async def test_a_store_opened_again_claims_what_an_earlier_process_left_unsent(t
             assert [r.message_id for r in claim.rows] == ["out-1"]
     finally:
         await again.close()
+
+
+async def test_rows_just_committed_are_handed_to_the_relay_only_when_no_other_claim_can_take_them(
+    sqlite_store: SqliteStore,
+) -> None:
+    async with sqlite_store.unit_of_work() as uow:
+        first = await uow.add_outbox([_row("out-1"), _row("out-2")], NOW)
+    assert [r.id for r in first] == [1, 2], "the ids the inserts got"
+    handed = sqlite_store.claim_committed(first)
+    assert handed is not None
+    async with handed as claim:
+        assert [r.message_id for r in claim.rows] == ["out-1", "out-2"]
+        await claim.mark_sent([1], NOW)  # out-2's publish failed
+    async with sqlite_store.claim_outbox(10) as again:
+        assert [r.message_id for r in again.rows] == ["out-2"], "neither read twice nor lost"
+
+    async with sqlite_store.unit_of_work() as uow:
+        other = await uow.add_outbox([_row("out-3")], NOW)  # another writer's row, nobody claimed it
+    async with sqlite_store.unit_of_work() as uow:
+        mine = await uow.add_outbox([_row("out-4")], NOW)
+    assert sqlite_store.claim_committed(mine) is None, "a gap before them: a claim reads both"
+    async with sqlite_store.claim_outbox(10) as claim:
+        assert [r.message_id for r in claim.rows] == ["out-2", "out-3", "out-4"], "out-2 is still unmarked"
+    assert sqlite_store.claim_committed(other) is None, "already claimed by a read"
+    assert sqlite_store.claim_committed([_row("out-5")]) is None, "rows without ids"
+
+
+async def test_marks_are_written_with_the_next_unit_of_work_or_alone_soon_after(
+    sqlite_store: SqliteStore, tmp_path: Path
+) -> None:
+    unsent = "SELECT message_id FROM outbox WHERE sent_at IS NULL ORDER BY id"
+    async with sqlite_store.unit_of_work() as uow:
+        rows = await uow.add_outbox([_row("out-1"), _row("out-2"), _row("out-3")], NOW)
+    await sqlite_store.mark_sent([rows[0].id], NOW)  # type: ignore[list-item]
+    assert [r.message_id for r in await sqlite_store.unsent(10)] == ["out-2", "out-3"], "pending counts as sent"
+
+    with pytest.raises(RuntimeError):  # a unit of work rolled back keeps the marks it took
+        async with sqlite_store.unit_of_work() as uow:
+            await uow.remember("bank.ICBC", "m-1", "sign.request", NOW)
+            raise RuntimeError("the group failed")
+    async with sqlite_store.unit_of_work() as uow:
+        await uow.remember("bank.ICBC", "m-2", "sign.request", NOW)
+    assert _committed(tmp_path / "hub.db", unsent) == [("out-2",), ("out-3",)], "committed with the next one"
+
+    await sqlite_store.mark_sent([rows[1].id], NOW)  # type: ignore[list-item]
+    assert _committed(tmp_path / "hub.db", unsent) == [("out-2",), ("out-3",)]
+    deadline = time.monotonic() + 5  # no unit of work comes: the timer writes the mark alone
+    while ("out-2",) in _committed(tmp_path / "hub.db", unsent):
+        assert time.monotonic() < deadline, "the mark was not written alone within 5 s"
+        await asyncio.sleep(0.01)
+    assert _committed(tmp_path / "hub.db", unsent) == [("out-3",)]
 
 
 async def test_the_wal_is_started_over_while_units_of_work_keep_coming(
