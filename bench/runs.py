@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
 import resource
@@ -25,6 +26,7 @@ import aio_pika
 from bench import proc, profiling, relay, wire
 from bench.drive import Driver, DriveResult, missing_by_step
 from bench.hubproc import HubProcess, export_code
+from bench.looplag import LoopLag
 from bench.parties import Parties, Timeline
 from bench.stats import latency_line, p99_by_tenth, steady_rate, summary_ms
 
@@ -252,18 +254,31 @@ async def _drive_side(label: str, args: argparse.Namespace, report: Report, pref
     )
     parties = await Parties.connect(args.url, prefix, run_id, timeline, driver.on_done, synced=not args.no_synced,
                                     publishers=args.publishers, prefetch=args.party_prefetch)  # fmt: skip
+    lag = LoopLag()
     try:
         rss0 = proc.status_kb(rss_pid, "VmRSS") if rss_pid else 0
+        # No collection pauses in the load generator while it measures (its garbage is small and
+        # bounded by the run); what it holds from before is left out of every collection.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        lag.start()
         cpu0, wall0, all0 = _cpu(watch), time.perf_counter(), proc.all_cpu()
         result = await driver.run(parties.start_flow, args.timeout or 60 + n / 25, args.stall)
+        await lag.stop()
+        gc.enable()
         drain_s = await _drain(args.url, f"{prefix}.hub.inbound", 60.0)
         cpu1, wall1, all1 = _cpu(watch), time.perf_counter(), proc.all_cpu()
         memory = (
             (rss0, proc.status_kb(rss_pid, "VmRSS"), proc.status_kb(rss_pid, "VmHWM")) if rss_pid else None
         )
     finally:
+        await lag.stop()
+        gc.enable()
+        gc.unfreeze()
         await parties.close()
     _report_side(report, args, result, timeline, parties, drain_s, cpu0, cpu1, wall1 - wall0, memory, rss)
+    report(lag.line())
     skip = {os.getpid(), *(pid for pids in watch.values() for pid in pids)}
     others = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in proc.top_others(all0, all1, skip))
     report(f"    busiest other processes (their own counters, which need not add up with the machine's): "
