@@ -126,8 +126,8 @@ class GroupCommitter:
                 continue
             await self._settle_group(group, actions)
             # Lets the round that publishes this group's answers (hand_over) send them before the
-            # next group is processed: finishing work begun first took the per-hop p99 at half
-            # the maximum rate from 30 to 17-25 ms (bench/README.md).
+            # next group is processed: without it, handing rows over made the per-hop p50 at half
+            # the maximum rate worse (10-11 against 7-8 ms; bench/README.md, step 8).
             await asyncio.sleep(0)
 
     async def _settle_group(self, group: list[AbstractIncomingMessage], actions: list[Action]) -> None:
