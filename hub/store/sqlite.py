@@ -423,7 +423,11 @@ class SqliteStore:
             if self._finish_checkpoint:
                 await self._finish_checkpoint_under_lock()
             await self._db.run("BEGIN IMMEDIATE")
-            marks = self._write_marks()
+            try:
+                marks = self._write_marks()
+            except sqlite3.Error as exc:  # only the statement is undone; the marks are kept for later
+                log.warning("could not mark outbox rows sent: %r", exc)
+                marks = {}
             try:
                 yield SqliteUnitOfWork(self._db)
             except BaseException:
