@@ -98,6 +98,13 @@ def _parse_env(items: list[str]) -> dict[str, str]:
 
 async def run_hub_side(args: argparse.Namespace, report: Report, run_id: str) -> Side:
     workdir = Path(tempfile.mkdtemp(prefix="signhub-bench-"))
+    try:
+        return await _run_hub_side(args, report, run_id, workdir)
+    finally:  # the hub's store and code, also when the run failed
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _run_hub_side(args: argparse.Namespace, report: Report, run_id: str, workdir: Path) -> Side:
     code, source = REPO, "the working tree as it is (others may be editing it)"
     if args.hub_commit:
         code = workdir / "code"
@@ -138,7 +145,6 @@ async def run_hub_side(args: argparse.Namespace, report: Report, run_id: str) ->
         f"  hub log: {len(problems)} warning/error lines"
         + (f"; first: {problems[0][:300]}" if problems else "")
     )
-    shutil.rmtree(workdir, ignore_errors=True)
     return side
 
 
@@ -161,7 +167,12 @@ def _write_profile(args: argparse.Namespace, report: Report, folded: Path, secon
     text = profiling.summary(folded.read_text(), seconds, args.profile_rate)
     target = OUT / f"{args.profile_name}.txt"
     target.write_text(f"hub profile during: {' '.join(sys.argv[1:])}\n{_git_state()}\n\n{text}\n")
-    report(f"  profile: {target.relative_to(REPO)} (collapsed stacks in {folded.relative_to(REPO)})")
+    report(f"  profile: {_shown(target)} (collapsed stacks in {_shown(folded)})")
+
+
+def _shown(path: Path) -> Path:
+    """Relative to the repository where it is inside (--profile-name may point elsewhere)."""
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 async def run_raw_side(args: argparse.Namespace, report: Report, run_id: str) -> Side:
