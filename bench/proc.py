@@ -49,6 +49,20 @@ def broker_pids() -> list[int]:
     return found
 
 
+# Where Debian's RabbitMQ keeps the write-ahead log of its quorum queues (Ra).
+BROKER_WAL_GLOB = "/var/lib/rabbitmq/mnesia/*/quorum/*/*.wal"
+
+
+def broker_wal_files() -> frozenset[str] | None:
+    """The names of the broker's quorum-queue WAL files, or None where they cannot be seen.
+
+    When the WAL reaches its size limit (512 MB by default) the broker starts a new file and
+    writes the old one's entries out to per-queue segment files: seconds of extra broker work,
+    which showed as bursts in the per-hop tail. A run that saw a new file name saw that happen."""
+    found = frozenset(str(p) for p in Path("/").glob(BROKER_WAL_GLOB.lstrip("/")))
+    return found or None
+
+
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -82,6 +96,11 @@ def machine_cpu() -> tuple[float, float]:
     idle = fields[3] + fields[4]  # idle + iowait
     total = sum(fields[:8])  # guest time is already inside user time
     return (total - idle) / _TICK, total / _TICK
+
+
+def machine_steal() -> float:
+    """CPU seconds the hypervisor gave to other guests while this machine had work (steal, /proc/stat)."""
+    return int(Path("/proc/stat").read_text().splitlines()[0].split()[8]) / _TICK
 
 
 def all_cpu() -> dict[tuple[int, str], float]:

@@ -32,6 +32,9 @@ from bench.stats import latency_line, p99_by_tenth, steady_rate, summary_ms
 
 Report = Callable[[str], None]
 _MACHINE = "machine (all processes)"
+# Inside the machine's busy time, so it is reported apart: a run with much of it measured a
+# machine that ran slower than its own counters say.
+_STOLEN = "stolen by the hypervisor (steal)"
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
 HOPS = (("hub hop sign.request -> verify.request", "req_pub", "vreq_rcv"),
@@ -235,6 +238,7 @@ def _cpu(watch: dict[str, list[int]]) -> dict[str, float]:
     out = {name: sum(_cpu_or_nan(pid) for pid in pids) for name, pids in watch.items()}
     out["bench parties"] = usage.ru_utime + usage.ru_stime
     out[_MACHINE] = proc.machine_cpu()[0]
+    out[_STOLEN] = proc.machine_steal()
     return out
 
 
@@ -275,11 +279,13 @@ async def _drive_side(label: str, args: argparse.Namespace, report: Report, pref
         gc.disable()
         lag.start()
         cpu0, wall0, all0 = _cpu(watch), time.perf_counter(), proc.all_cpu()
+        wal0 = proc.broker_wal_files()
         result = await driver.run(parties.start_flow, args.timeout or 60 + n / 25, args.stall)
         await lag.stop()
         gc.enable()
         drain_s = await _drain(args.url, f"{prefix}.hub.inbound", 60.0)
         cpu1, wall1, all1 = _cpu(watch), time.perf_counter(), proc.all_cpu()
+        wal1 = proc.broker_wal_files()
         memory = (
             (rss0, proc.status_kb(rss_pid, "VmRSS"), proc.status_kb(rss_pid, "VmHWM")) if rss_pid else None
         )
@@ -290,11 +296,23 @@ async def _drive_side(label: str, args: argparse.Namespace, report: Report, pref
         await parties.close()
     _report_side(report, args, result, timeline, parties, drain_s, cpu0, cpu1, wall1 - wall0, memory, rss)
     report(lag.line())
+    report(_wal_line(wal0, wal1))
     skip = {os.getpid(), *(pid for pids in watch.values() for pid in pids)}
     others = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in proc.top_others(all0, all1, skip))
     report(f"    busiest other processes (their own counters, which need not add up with the machine's): "
            f"{others or 'none'}")  # fmt: skip
     return Side(label, result.ok / result.elapsed, steady_rate(list(timeline.at["done"])), result.ok)
+
+
+def _wal_line(before: frozenset[str] | None, after: frozenset[str] | None) -> str:
+    said = "  broker's quorum-queue WAL (proc.broker_wal_files)"
+    if before is None or after is None:
+        return f"{said}: not readable here, so whether it rolled over during the drive is unknown"
+    if before == after:
+        return f"{said}: the same file throughout the drive (no rollover)"
+    return (f"{said}: ROLLED OVER during the drive ({', '.join(sorted(Path(f).name for f in before))} -> "
+            f"{', '.join(sorted(Path(f).name for f in after))}): the broker wrote its entries out to segment "
+            "files meanwhile, seconds of extra broker work that show in the tail")  # fmt: skip
 
 
 async def _drain(url: str, queue: str, timeout_s: float) -> float:
@@ -340,11 +358,13 @@ def _report_side(report: Report, args: argparse.Namespace, result: DriveResult, 
     report(
         f"  CPU per flow (over {wall:.1f} s: the drive and {drain_s:.1f} s of drain until the inbound queue was empty):"
     )
-    used = {name: cpu1[name] - cpu0[name] for name in cpu1}
+    used = {name: cpu1[name] - cpu0[name] for name in cpu1 if name != _STOLEN}
     used["other (kernel threads, other processes)"] = 2 * used[_MACHINE] - sum(used.values())
     for name, seconds in used.items():
         report(f"    {name:<40} {seconds / max(result.ok, 1) * 1000:7.2f} ms/flow {seconds:7.1f} s = "
                f"{100 * seconds / wall:5.1f}% of one core")  # fmt: skip
+    stolen = cpu1[_STOLEN] - cpu0[_STOLEN]
+    report(f"    {_STOLEN:<40} {stolen:7.1f} s = {100 * stolen / wall:5.1f}% of one core (already in the machine's)")
     if memory is not None:
         rss0, rss1, peak = memory
         report(
