@@ -449,9 +449,12 @@ class SqliteStore:
         the store's lock: inside a commit, that copy held every group behind it. Writers go on
         meanwhile, so it never catches up with them, and SQLite starts the WAL over only after a
         checkpoint that did; so the next unit of work first finishes it under the lock (only what
-        was written meanwhile is left to copy), and the WAL is reused from its start."""
+        was written meanwhile is left to copy), and the WAL is reused from its start. No new
+        checkpoint starts before that step has run: one running beside it made it give up (busy),
+        and the WAL then went on growing (tests/integration/test_store.py)."""
         now = time.monotonic()
-        if self._checkpointer is None or self._checkpointing or now - self._checkpointed < CHECKPOINT_EVERY_S:
+        if (self._checkpointer is None or self._checkpointing or self._finish_checkpoint
+                or now - self._checkpointed < CHECKPOINT_EVERY_S):  # fmt: skip
             return
         self._checkpointed, self._checkpointing = now, True
         future = self._checkpoints.submit(_checkpoint, self._checkpointer)
