@@ -30,9 +30,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _row(routing_key: str, msg_type: str = "sign.result") -> OutboxRow:
+def _row(routing_key: str) -> OutboxRow:
     return OutboxRow(message_id=uuid.uuid4().hex, target=Target.PARTY.value, routing_key=routing_key,
-                     type=msg_type, correlation_id=uuid.uuid4().hex, body=b'{"ok": true}',
+                     type="sign.result", correlation_id=uuid.uuid4().hex, body=b'{"ok": true}',
                      headers={"x-test": "kept"})  # fmt: skip
 
 
