@@ -39,6 +39,9 @@ VALID: dict[tuple[PartyKind, str], dict[str, Any]] = {
     (PartyKind.BANK, "modify.request"): {"bank_agreement_no": "BA1", "phone": "13800138000",
                                          "recharge_threshold": 1000},
     (PartyKind.BANK, "recon.file"): _RECON,
+    (PartyKind.BANK, "debit.result"): {
+        "debit_id": "DB1", "result": "SUCCEEDED", "amount": 5000, "bank_txn_no": "T1", "debited_at": _TS},
+    (PartyKind.BANK, "reverse.result"): {"reversal_id": "RV1", "debit_id": "DB1", "result": "REVERSED"},
     (PartyKind.CRM, "verify.response"): {
         "verify_id": "V1", "result": "OK", "user_type": "PREPAID", "recharge_threshold": 1000,
         "recharge_amount": 5000, "auto_pay_allowed": False},
@@ -49,6 +52,11 @@ VALID: dict[tuple[PartyKind, str], dict[str, Any]] = {
     (PartyKind.CRM, "recon.file"): _RECON,
     (PartyKind.CRM, "errors.applied"): {"file_name": "E1.txt", "applied": 0, "failed": 0},
     (PartyKind.BOSS, "agreement.synced"): {"agreement_id": "A1", "result": "OK"},
+    (PartyKind.BOSS, "recharge.request"): {
+        "recharge_id": "RC1", "phone": "13800138000", "trigger": "LOW_BALANCE", "balance": 500,
+        "requested_at": _TS},
+    (PartyKind.BOSS, "credit.result"): {"recharge_id": "RC1", "result": "OK", "balance_after": 5500},
+    (PartyKind.BOSS, "recon.file"): _RECON | {"scope": "CREDITS"},
 }  # fmt: skip
 CODES = {PartyKind.BANK: BANKS, PartyKind.CRM: PROVINCES, PartyKind.BOSS: PROVINCES}
 ODD_TEXT = st.text(

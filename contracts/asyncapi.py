@@ -95,6 +95,11 @@ NOTES: Final[tuple[str, ...]] = (
     "`<files>/outbound/crm.<PROV>/`, header sender `hub.UPS`, the province file's date and scope; `DELETE` "
     "records carry the CRM's own record with status CANCELLED. `errors.applied` with `failed` 0 marks the "
     "province balanced; one naming no error file sent to that CRM is refused `INVALID_MESSAGE`.",
+    "Flow 4 (1.1) is not built yet: `debit.result`, `reverse.result`, `recharge.request`, `credit.result`, "
+    "a bank's `recon.file` of scope `DEBITS` and a BOSS's `recon.file` (scope `CREDITS`) are answered "
+    "`message.rejected`, `NOT_SUPPORTED`. The hub sends none of flow 4's messages yet.",
+    "A `recon.file` whose scope is not its sender kind's (a bank: DAILY, MONTHLY or DEBITS; a CRM: DAILY "
+    "or MONTHLY; BOSS: CREDITS) is refused `INVALID_MESSAGE`.",
 )
 
 _KIND_PARTIES: Final[dict[PartyKind, str]] = {
@@ -149,7 +154,8 @@ def _ref(*path: str) -> JSONObject:
 
 def _info(names: Names) -> JSONObject:
     description = (
-        "The wire contract (version 1) between signhub and banks, provincial CRMs and BOSS systems. "
+        "The wire contract (version 1.1; `x-schema-version` stays 1) between signhub and banks, "
+        "provincial CRMs and BOSS systems. "
         "AMQP 0-9-1 on RabbitMQ 3.10 or newer; every name starts with the hub's prefix "
         f"(`{names.prefix}` here). Parties publish only to the durable topic exchange "
         f"`{names.inbound_exchange}` with routing key `<kind>.<code>.<type>` naming the sender; the hub "
@@ -162,7 +168,7 @@ def _info(names: Names) -> JSONObject:
         "a `receive` operation is a message parties publish to the hub, a `send` operation one the hub "
         "publishes to parties. `x-signhub-notes` lists choices made where the contract is silent."
     )
-    return {"title": "signhub", "version": "1", "description": description}
+    return {"title": "signhub", "version": "1.1", "description": description}
 
 
 def _servers() -> JSONObject:

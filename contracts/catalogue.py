@@ -8,7 +8,7 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass
 
-from contracts import bank, boss, crm, recon, rejection
+from contracts import bank, boss, crm, recharge, recon, rejection
 from contracts.common import Message
 from contracts.routing import PartyKind
 
@@ -29,7 +29,9 @@ INBOUND: tuple[Entry, ...] = (
     Entry(_B, "sign.failed", bank.SignFailed, "the bank did not sign; the flow is closed without an answer"),
     Entry(_B, "unsign.request", bank.BankUnsignRequest, "the subscriber cancelled at the bank"),
     Entry(_B, "modify.request", bank.BankModifyRequest, "the subscriber changed terms at the bank"),
-    Entry(_B, "recon.file", recon.ReconFile, "a bank reconciliation file was uploaded"),
+    Entry(_B, "recon.file", recon.ReconFile, "a bank reconciliation file was uploaded (scope DEBITS: flow 4, 1.1)"),
+    Entry(_B, "debit.result", recharge.DebitResult, "answer to debit.request or debit.query (flow 4, 1.1)"),
+    Entry(_B, "reverse.result", recharge.ReverseResult, "answer to debit.reverse (flow 4, 1.1)"),
     Entry(_C, "verify.response", crm.VerifyResponse, "answer to verify.request (flow 2, step 4)"),
     Entry(_C, "sign.synced", crm.SignSynced, "the CRM recorded the agreement"),
     Entry(_C, "unsign.request", crm.CrmUnsignRequest, "the subscriber cancelled at the operator"),
@@ -38,6 +40,9 @@ INBOUND: tuple[Entry, ...] = (
     Entry(_C, "recon.file", recon.ReconFile, "the province's daily / monthly file (flow 3, step 3)"),
     Entry(_C, "errors.applied", crm.ErrorsApplied, "the CRM applied an error-handling file"),
     Entry(_O, "agreement.synced", boss.AgreementSynced, "BOSS answers a relayed agreement.sync"),
+    Entry(_O, "recharge.request", recharge.RechargeRequest, "recharge this number under its agreement (flow 4, 1.1)"),
+    Entry(_O, "credit.result", recharge.CreditResult, "answer to credit.request (flow 4, 1.1)"),
+    Entry(_O, "recon.file", recon.ReconFile, "the day's credit file, scope CREDITS (flow 4, 1.1)"),
 )  # fmt: skip
 
 OUTBOUND: tuple[Entry, ...] = (
@@ -48,6 +53,9 @@ OUTBOUND: tuple[Entry, ...] = (
     Entry(_B, "unsign.notice", bank.UnsignNotice, "the agreement was cancelled elsewhere; cancel yours"),
     Entry(_B, "modify.notice", bank.ModifyNotice, "the terms changed at the operator"),
     Entry(_B, "recon.result", recon.ReconResult, "outcome of your reconciliation file"),
+    Entry(_B, "debit.request", recharge.DebitRequest, "debit the agreement's account (flow 4, 1.1)"),
+    Entry(_B, "debit.query", recharge.DebitQuery, "what became of this debit? answer with debit.result (1.1)"),
+    Entry(_B, "debit.reverse", recharge.DebitReverse, "undo this debit, and never execute it later (1.1)"),
     Entry(_B, "message.rejected", rejection.MessageRejected, "the hub could not take a message you sent"),
     Entry(_C, "verify.request", crm.VerifyRequest, "may this number sign? (flow 2, step 3)"),
     Entry(_C, "sign.notify", crm.SignNotify, "a formal agreement exists (flow 2 step 10; flow 1 step 6)"),
@@ -58,8 +66,12 @@ OUTBOUND: tuple[Entry, ...] = (
     Entry(_C, "boss.synced", crm.BossSynced, "BOSS answered a boss.sync"),
     Entry(_C, "recon.errors", recon.ReconErrors, "your error-handling file is ready (flow 3, step 5)"),
     Entry(_C, "recon.result", recon.ReconResult, "sent when your file is refused whole"),
+    Entry(_C, "recharge.notify", recharge.RechargeNotify, "a recharge ended: tell the subscriber by SMS (1.1)"),
     Entry(_C, "message.rejected", rejection.MessageRejected, "the hub could not take a message you sent"),
     Entry(_O, "agreement.sync", boss.AgreementSync, "a CRM's boss.sync, relayed"),
+    Entry(_O, "credit.request", recharge.CreditRequest, "the bank was debited: credit the number (flow 4, 1.1)"),
+    Entry(_O, "recharge.result", recharge.RechargeResult, "the outcome of a recharge.request (flow 4, 1.1)"),
+    Entry(_O, "recon.result", recon.ReconResult, "outcome of your credit file (flow 4, 1.1)"),
     Entry(_O, "message.rejected", rejection.MessageRejected, "the hub could not take a message you sent"),
 )  # fmt: skip
 

@@ -52,6 +52,11 @@ BusinessDate = Annotated[
 ]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$", description="lowercase hex SHA-256")]
 Reason = Annotated[str, Field(max_length=500)]
+# A subscriber's balance as BOSS reports it: a number in arrears has a negative one.
+Balance = Annotated[
+    StrictInt, Field(ge=-10_000_000_00, le=10_000_000_00, description="balance in integer fen, may be < 0")
+]
+FenTotal = Annotated[StrictInt, Field(ge=0, description="a sum of money in integer fen")]
 
 
 def check_answer(answer: Any, *, refused: bool, granted: bool, granted_word: str) -> None:
@@ -135,8 +140,12 @@ class RecordStatus(StrEnum):
 
 
 class Scope(StrEnum):
+    """Scope of a `recon.file`: agreements (flow 3), or a bank's debits / a BOSS's credits (flow 4, 1.1)."""
+
     DAILY = "DAILY"
     MONTHLY = "MONTHLY"
+    DEBITS = "DEBITS"
+    CREDITS = "CREDITS"
 
 
 class ReconStatus(StrEnum):
@@ -148,6 +157,59 @@ class SyncAction(StrEnum):
     ADD = "ADD"
     UPDATE = "UPDATE"
     DELETE = "DELETE"
+
+
+class DebitOutcome(StrEnum):
+    """`result` of `debit.result` (1.1)."""
+
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    NOT_FOUND = "NOT_FOUND"
+
+
+class ReverseOutcome(StrEnum):
+    """`result` of `reverse.result` (1.1)."""
+
+    REVERSED = "REVERSED"
+    NOTHING_TO_REVERSE = "NOTHING_TO_REVERSE"
+    FAILED = "FAILED"
+
+
+class DebitPurpose(StrEnum):
+    """`purpose` of `debit.request` (1.1): `RECHARGE` for `LOW_BALANCE`, `BILL` for `MONTHLY_BILL`."""
+
+    RECHARGE = "RECHARGE"
+    BILL = "BILL"
+
+
+class RechargeTrigger(StrEnum):
+    """`trigger` of `recharge.request` and `recharge.notify` (1.1)."""
+
+    LOW_BALANCE = "LOW_BALANCE"
+    MONTHLY_BILL = "MONTHLY_BILL"
+
+
+class RechargeStatus(StrEnum):
+    """`status` of `recharge.result` to BOSS (1.1)."""
+
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    REJECTED = "REJECTED"
+    MANUAL_REVIEW = "MANUAL_REVIEW"
+
+
+class RechargeEnd(StrEnum):
+    """`status` of `recharge.notify` to a CRM (1.1): how a recharge ended."""
+
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
+class CreditOutcome(StrEnum):
+    """`result` of `credit.result` from BOSS (1.1)."""
+
+    OK = "OK"
+    FAILED = "FAILED"
 
 
 class ReasonCode(StrEnum):
@@ -173,6 +235,33 @@ class ReasonCode(StrEnum):
     RESOLVED_BY_OPERATOR = "RESOLVED_BY_OPERATOR"
     RECONCILIATION = "RECONCILIATION"
     OTHER = "OTHER"
+    # flow 4 (1.1): refusals of a recharge.request, a bank's debit reasons, why a recharge failed
+    RECHARGE_IN_PROGRESS = "RECHARGE_IN_PROGRESS"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    AUTO_PAY_OFF = "AUTO_PAY_OFF"
+    NOT_DUE = "NOT_DUE"
+    AMOUNT_NOT_ALLOWED = "AMOUNT_NOT_ALLOWED"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    ACCOUNT_FROZEN = "ACCOUNT_FROZEN"
+    CARD_CANCELLED = "CARD_CANCELLED"
+    BANK_UNAVAILABLE = "BANK_UNAVAILABLE"
+    BANK_TIMEOUT = "BANK_TIMEOUT"
+    CREDIT_FAILED = "CREDIT_FAILED"
+    DEBIT_REFUSED = "DEBIT_REFUSED"
+    REPEATED_DEBIT_FAILURE = "REPEATED_DEBIT_FAILURE"
+    # flow 4 (1.1): the reason_code of MANUAL_REVIEW, a case's reason
+    CREDIT_UNKNOWN = "CREDIT_UNKNOWN"
+    REVERSAL_FAILED = "REVERSAL_FAILED"
+    DEBIT_MISMATCH = "DEBIT_MISMATCH"
+    CREDIT_CONFLICT = "CREDIT_CONFLICT"
+    # flow 4 (1.1): settlement classes of DEBITS / CREDITS files (contracts.recon) that open cases
+    DEBIT_MISSING_AT_HUB = "DEBIT_MISSING_AT_HUB"
+    DEBIT_AMOUNT_MISMATCH = "DEBIT_AMOUNT_MISMATCH"
+    DEBIT_MISSING_AT_BANK = "DEBIT_MISSING_AT_BANK"
+    DEBIT_STATUS_MISMATCH = "DEBIT_STATUS_MISMATCH"
+    CREDIT_MISSING_AT_BOSS = "CREDIT_MISSING_AT_BOSS"
+    CREDIT_MISSING_AT_HUB = "CREDIT_MISSING_AT_HUB"
+    CREDIT_AMOUNT_MISMATCH = "CREDIT_AMOUNT_MISMATCH"
 
 
 class QueueReason(StrEnum):
@@ -185,6 +274,18 @@ class QueueReason(StrEnum):
     UNAUTHORIZED_SENDER = "UNAUTHORIZED_SENDER"
     UNKNOWN_SENDER = "UNKNOWN_SENDER"
     RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
+    # manual queue only, flow 4 (1.1): case reasons and settlement classes
+    CREDIT_UNKNOWN = "CREDIT_UNKNOWN"
+    REVERSAL_FAILED = "REVERSAL_FAILED"
+    DEBIT_MISMATCH = "DEBIT_MISMATCH"
+    CREDIT_CONFLICT = "CREDIT_CONFLICT"
+    DEBIT_MISSING_AT_HUB = "DEBIT_MISSING_AT_HUB"
+    DEBIT_AMOUNT_MISMATCH = "DEBIT_AMOUNT_MISMATCH"
+    DEBIT_MISSING_AT_BANK = "DEBIT_MISSING_AT_BANK"
+    DEBIT_STATUS_MISMATCH = "DEBIT_STATUS_MISMATCH"
+    CREDIT_MISSING_AT_BOSS = "CREDIT_MISSING_AT_BOSS"
+    CREDIT_MISSING_AT_HUB = "CREDIT_MISSING_AT_HUB"
+    CREDIT_AMOUNT_MISMATCH = "CREDIT_AMOUNT_MISMATCH"
 
 
 # CRM refusals of a verify.request that the hub passes to the bank unchanged.

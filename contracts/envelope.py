@@ -46,7 +46,7 @@ def check_envelope(
     if content_type is not None and content_type.split(";")[0].strip().lower() != CONTENT_TYPE:
         problems.append(f"content_type: {content_type!r} is not {CONTENT_TYPE}")
     version = headers.get(H_SCHEMA_VERSION)
-    # A missing header is read as version 1: the contract has only one version so far.
+    # A missing header is read as version 1: the only schema version so far (contract 1.1 kept it).
     if version is not None and str(version) != str(SCHEMA_VERSION):
         problems.append(f"{H_SCHEMA_VERSION}: {version!r} is not supported (only {SCHEMA_VERSION})")
     return problems

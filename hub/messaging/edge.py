@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from contracts import catalogue
 from contracts.common import Message, QueueReason
 from contracts.envelope import check_envelope
+from contracts.recon import SCOPES, ReconFile
 from contracts.routing import Party, RoutingKey
 from hub.parties import Registry
 
@@ -100,5 +101,10 @@ def classify(
         message = entry.model.model_validate_json(d.body)
     except ValidationError as exc:
         return Rejected(QueueReason.INVALID_MESSAGE, _validation_errors(exc), sender, key.type)
+    if isinstance(message, ReconFile) and message.scope not in SCOPES[sender.kind]:
+        # One model for every kind's recon.file; which scopes a kind may send is the contract's (1.1).
+        allowed = "/".join(s.value for s in SCOPES[sender.kind])
+        return Rejected(QueueReason.INVALID_MESSAGE, [f"scope: a {sender.kind.value}'s recon.file has scope "
+                        f"{allowed}, not {message.scope.value}"], sender, key.type)  # fmt: skip
     assert d.message_id is not None
     return Accepted(sender, key.type, message, d.message_id)

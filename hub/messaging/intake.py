@@ -30,7 +30,7 @@ from hub.messaging.retry import RetryScheduler
 from hub.outgoing import Outgoing, QueueCopy, Target
 from hub.protection import mask_digits_in_text
 from hub.services.context import Ctx, Deps
-from hub.services.dispatch import handler_for
+from hub.services.dispatch import handler_for, not_supported
 from hub.store.unit_of_work import DeadRecord, OutboxRow, Store, UnitOfWork
 
 log = logging.getLogger("signhub.intake")
@@ -102,9 +102,8 @@ class Intake:
     def _classify(self, d: Delivery) -> Accepted | Rejected:
         verdict = classify(d, self._deps.registry, require_user_id=self._require_user_id, max_body=MAX_BODY,
                            user_prefix=f"{self._deps.names.prefix}.")  # fmt: skip
-        if isinstance(verdict, Accepted) and handler_for(verdict) is None:
-            return Rejected(QueueReason.NOT_SUPPORTED, [f"{verdict.msg_type} is not handled by this hub yet"],
-                            verdict.sender, verdict.msg_type)  # fmt: skip
+        if isinstance(verdict, Accepted) and (why := not_supported(verdict)) is not None:
+            return Rejected(QueueReason.NOT_SUPPORTED, [why], verdict.sender, verdict.msg_type)
         return verdict
 
     async def _commit_group(

@@ -7,6 +7,9 @@
 UTF-8, LF line ends (every line, the trailer too), `|`-separated, an empty field is empty. The
 regular expressions below are RE2-compatible so that DuckDB checks a large file with the very
 same rules (`hub.recon.staging`); `read_file` is the reference reader and names the first bad line.
+
+The contract's scopes `DEBITS` and `CREDITS` (flow 4, 1.1) are settlement files this hub does not
+reconcile yet (their `recon.file` is answered NOT_SUPPORTED); such a header is refused with a reason.
 """
 
 from __future__ import annotations
@@ -83,6 +86,8 @@ def parse_header(line: str) -> Header:
         business_date = None
     if business_date is None:
         raise FileDefect(f"line 1: business date {day!r} is not a date YYYYMMDD")
+    if scope in ("DEBITS", "CREDITS"):
+        raise FileDefect(f"line 1: scope {scope} (a flow 4 settlement file) is not reconciled here yet")
     if scope not in ("DAILY", "MONTHLY"):
         raise FileDefect(f"line 1: scope {scope!r} is not DAILY or MONTHLY")
     if not re.fullmatch(r"0|[1-9][0-9]{0,9}", count):

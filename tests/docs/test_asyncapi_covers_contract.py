@@ -6,6 +6,7 @@ matching model (or a model that drops a field) fails here.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import dataclass, field
@@ -20,14 +21,20 @@ REPO = Path(__file__).resolve().parents[2]
 CONTRACT = REPO / "docs" / "CONTRACT.md"
 SHARED_CONTRACT = REPO.parent / "shared" / "CONTRACT.md"
 
-# Section heading -> (direction, party kind) of the messages in its table.
+# Section heading -> (direction, party kind) of the messages in its table. The BOSS tables (1.1)
+# are not `### ` headings but lines "From BOSS (...), 1.1:" / "To BOSS (...), 1.1:" in `### BOSS`.
 SECTIONS = {
     "From a bank": ("inbound", "bank"),
     "To a bank": ("outbound", "bank"),
     "From a provincial CRM": ("inbound", "crm"),
     "To a provincial CRM": ("outbound", "crm"),
+    "From BOSS": ("inbound", "boss"),
+    "To BOSS": ("outbound", "boss"),
 }
+# A body cell "as from a bank" takes the bank's row of the same type; what follows a comma adds to it
+# ("as from a bank, **scope** `CREDITS`").
 REUSE = {"as from a bank": ("inbound", "bank"), "as to a bank": ("outbound", "bank")}
+_TABLE_LINE = re.compile(r"^(From|To) BOSS \(.*:$")
 
 _BACKTICKED = re.compile(r"`[^`]*`(?:\s*/\s*`[^`]*`)*")
 _PARENTHESISED = re.compile(r"\([^()]*\)")
@@ -76,6 +83,8 @@ def _section_tables(text: str) -> dict[str, list[tuple[str, str]]]:
     for line in text.splitlines():
         if line.startswith("### "):
             heading = line[4:].split(" (")[0].strip()
+        elif _TABLE_LINE.match(line):
+            heading = line.split(" (")[0].strip()
         elif heading in SECTIONS and line.startswith("| `"):
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             tables.setdefault(heading, []).append((cells[0], cells[1]))
@@ -83,7 +92,8 @@ def _section_tables(text: str) -> dict[str, list[tuple[str, str]]]:
 
 
 def _boss_rows(text: str, contract: dict[Key, Row]) -> dict[Key, Row]:
-    paragraph = text.split("### BOSS", 1)[1].split("###", 1)[0]
+    """The relay of `### BOSS`'s opening paragraph (its 1.1 tables are read as sections)."""
+    paragraph = text.split("### BOSS", 1)[1].split("###", 1)[0].split("From BOSS", 1)[0]
     relay = re.search(r"to `boss\.<PROV>\.(\S+)` on `signhub\.outbound` \(same\s+body\)", paragraph)
     answer = re.search(r"`boss\.<PROV>\.(\S+)` \(([^)]*)\)", paragraph)
     assert relay and answer, "the BOSS paragraph no longer reads as expected"
@@ -94,21 +104,28 @@ def _boss_rows(text: str, contract: dict[Key, Row]) -> dict[Key, Row]:
     }
 
 
+def _reused(body: str) -> tuple[tuple[str, str], str] | None:
+    """(direction, kind) of the row an "as from/to a bank" cell reuses, and the rest of the cell."""
+    lead, _, rest = body.partition(",")
+    return (REUSE[lead.strip()], rest.strip()) if lead.strip() in REUSE else None
+
+
 def parse_contract(text: str) -> dict[Key, Row]:
     """Every (direction, kind, type) the contract's catalogue names, with its body."""
     contract: dict[Key, Row] = {}
-    reused: list[tuple[Key, Key]] = []
+    reused: list[tuple[Key, Key, str]] = []
     for heading, rows in _section_tables(text).items():
         direction, kind = SECTIONS[heading]
         for type_cell, body in rows:
             for msg_type in re.findall(r"`([a-z.]+)`", type_cell):
                 key = (direction, kind, msg_type)
-                if body in REUSE:
-                    reused.append((key, (*REUSE[body], msg_type)))
+                if (reuse := _reused(body)) is not None:
+                    reused.append((key, (*reuse[0], msg_type), reuse[1]))
                 else:
                     contract[key] = parse_body(body)
-    for key, source in reused:
-        contract[key] = contract[source]
+    for key, source, rest in reused:
+        base, extra = contract[source], parse_body(rest) if rest else Row()
+        contract[key] = Row(base.fields | extra.fields, base.required | extra.required)
     contract.update(_boss_rows(text, contract))
     return contract
 
@@ -136,6 +153,26 @@ def documented_messages(document: dict[str, Any]) -> dict[Key, dict[str, Any]]:
     return found
 
 
+def missing_messages(contract: dict[Key, Row], document: dict[str, Any]) -> list[Key]:
+    """Messages the contract names that the document lacks."""
+    return sorted(set(contract) - set(documented_messages(document)))
+
+
+def missing_fields(contract: dict[Key, Row], document: dict[str, Any], *, required: bool) -> list[str]:
+    """Fields the contract names (`required`: those it requires) that a documented payload lacks
+    (`required`: does not require). A missing message is `missing_messages`'s finding."""
+    messages = documented_messages(document)
+    where = "required" if required else "properties"
+    empty: Any = [] if required else {}
+    return [
+        f"{'.'.join(key)}: {name}"
+        for key, row in sorted(contract.items())
+        if key in messages
+        for name in sorted(row.required if required else row.fields)
+        if name not in _resolve(document, messages[key]["payload"]).get(where, empty)
+    ]
+
+
 @pytest.fixture(scope="module")
 def contract() -> dict[Key, Row]:
     return parse_contract(CONTRACT.read_text(encoding="utf-8"))
@@ -151,15 +188,50 @@ def document() -> dict[str, Any]:
 
 def test_the_contract_parser_finds_every_catalogue_table(contract: dict[Key, Row]) -> None:
     per_section = {(d, k): sum(1 for key in contract if key[:2] == (d, k)) for d, k in SECTIONS.values()}
-    # 6 bank inbound, 8 bank outbound (unsign/modify.result share a row), 7 CRM inbound, 10 CRM outbound.
+    # 8 bank inbound, 11 bank outbound (unsign/modify.result share a row), 7 CRM inbound, 11 CRM
+    # outbound; BOSS: the relay's agreement.synced / agreement.sync and the 1.1 tables (3 in, 4 out).
     assert per_section == {
-        ("inbound", "bank"): 6,
-        ("outbound", "bank"): 8,
+        ("inbound", "bank"): 8,
+        ("outbound", "bank"): 11,
         ("inbound", "crm"): 7,
-        ("outbound", "crm"): 10,
+        ("outbound", "crm"): 11,
+        ("inbound", "boss"): 4,
+        ("outbound", "boss"): 5,
     }
     assert ("outbound", "boss", "agreement.sync") in contract
     assert ("inbound", "boss", "agreement.synced") in contract
+
+
+def test_the_contract_parser_reads_the_flow_4_rows_of_version_1_1(contract: dict[Key, Row]) -> None:
+    request = contract[("inbound", "boss", "recharge.request")]
+    assert request.required == {"recharge_id", "phone", "trigger"}
+    assert request.fields == {"recharge_id", "phone", "trigger", "balance", "amount", "bill_id", "agreement_id",
+                              "requested_at"}  # fmt: skip
+    debit = contract[("inbound", "bank", "debit.result")]
+    assert debit.required == {"debit_id", "result", "amount"}
+    assert {"reason_code", "bank_txn_no", "debited_at"} <= debit.fields
+    assert "totals" in contract[("outbound", "bank", "recon.result")].fields
+    assert contract[("outbound", "boss", "recon.result")] == contract[("outbound", "bank", "recon.result")]
+    # "as from a bank, **scope** `CREDITS`": the bank's recon.file, scope required.
+    boss_file = contract[("inbound", "boss", "recon.file")]
+    assert boss_file.fields == contract[("inbound", "bank", "recon.file")].fields
+    assert "scope" in boss_file.required and "scope" in contract[("inbound", "bank", "recon.file")].required
+    assert contract[("outbound", "boss", "message.rejected")].required == {"message_id", "type", "reason_code",
+                                                                             "errors"}  # fmt: skip
+
+
+def test_the_checks_find_a_message_or_field_the_document_lacks(
+    contract: dict[Key, Row], document: dict[str, Any]
+) -> None:
+    spoilt = copy.deepcopy(document)
+    del spoilt["channels"]["inbound"]["messages"]["inbound.boss.recharge.request"]
+    payload = _resolve(spoilt, documented_messages(spoilt)[("inbound", "bank", "debit.result")]["payload"])
+    del payload["properties"]["bank_txn_no"]
+    payload["required"].remove("amount")
+
+    assert missing_messages(contract, spoilt) == [("inbound", "boss", "recharge.request")]
+    assert missing_fields(contract, spoilt, required=False) == ["inbound.bank.debit.result: bank_txn_no"]
+    assert missing_fields(contract, spoilt, required=True) == ["inbound.bank.debit.result: amount"]
 
 
 def test_the_body_parser_reads_bold_alternatives_and_conditions() -> None:
@@ -174,38 +246,41 @@ def test_the_body_parser_reads_bold_alternatives_and_conditions() -> None:
     assert row.required == {"status"}
 
 
+@pytest.mark.parametrize(
+    ("cell", "fields", "want"),
+    [
+        ("**scope** (`DAILY`/`MONTHLY`, or `DEBITS` for flow 4), **record_count**", {"scope", "record_count"},
+         {"scope", "record_count"}),
+        ("reason (when `REJECTED`), totals (`DEBITS`/`CREDITS` files, 1.1)", {"reason", "totals"}, set()),
+        ("amount and bill_id (when `MONTHLY_BILL`; amount optional otherwise), agreement_id",
+         {"amount", "bill_id", "agreement_id"}, set()),
+        ("**status** (`COMPLETED`/`FAILED`), reason_code (when not `COMPLETED`)", {"status", "reason_code"},
+         {"status"}),
+    ],
+)  # fmt: skip
+def test_the_body_parser_reads_the_cells_of_version_1_1(cell: str, fields: set[str], want: set[str]) -> None:
+    row = parse_body(cell)
+    assert (row.fields, row.required) == (fields, want)
+
+
 def test_every_contract_message_appears_in_the_asyncapi_document(
     contract: dict[Key, Row], document: dict[str, Any]
 ) -> None:
-    missing = sorted(set(contract) - set(documented_messages(document)))
+    missing = missing_messages(contract, document)
     assert not missing, f"messages of CONTRACT.md not in the AsyncAPI document: {missing}"
 
 
 def test_every_field_the_contract_names_is_in_the_message_payload(
     contract: dict[Key, Row], document: dict[str, Any]
 ) -> None:
-    messages = documented_messages(document)
-    missing = [
-        f"{'.'.join(key)}: {name}"
-        for key, row in sorted(contract.items())
-        if key in messages  # a missing message is the previous test's failure
-        for name in sorted(row.fields)
-        if name not in _resolve(document, messages[key]["payload"]).get("properties", {})
-    ]
+    missing = missing_fields(contract, document, required=False)
     assert not missing, f"fields of CONTRACT.md missing from payload schemas: {missing}"
 
 
 def test_every_unconditionally_required_field_is_required_in_the_payload(
     contract: dict[Key, Row], document: dict[str, Any]
 ) -> None:
-    messages = documented_messages(document)
-    optional = [
-        f"{'.'.join(key)}: {name}"
-        for key, row in sorted(contract.items())
-        if key in messages
-        for name in sorted(row.required)
-        if name not in _resolve(document, messages[key]["payload"]).get("required", [])
-    ]
+    optional = missing_fields(contract, document, required=True)
     assert not optional, f"required fields of CONTRACT.md not required in payload schemas: {optional}"
 
 

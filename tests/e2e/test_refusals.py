@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from hub.bootstrap import Hub
@@ -79,13 +81,54 @@ async def test_an_unknown_sender_is_refused_and_nobody_is_answered(probe: Probe)
     assert not probe.all(lambda r: r.type == "message.rejected" and r.body.get("message_id") == mid)
 
 
-async def test_every_type_a_party_may_send_has_a_handler_now(hub: Hub) -> None:
-    # NOT_SUPPORTED was the answer to recon.file and errors.applied until flow 3 was built; no
-    # catalogue type is left without a handler, so it can no longer be provoked on the wire.
+async def test_every_type_a_party_may_send_has_a_handler_except_flow_4s(hub: Hub) -> None:
+    # NOT_SUPPORTED was the answer to recon.file and errors.applied until flow 3 was built. Contract
+    # 1.1 added flow 4 (the recharge), which is not built yet: its types are the ones left.
     from contracts.catalogue import INBOUND
     from hub.services.dispatch import HANDLERS
 
-    assert [f"{e.kind}.{e.type}" for e in INBOUND if (e.kind, e.type) not in HANDLERS] == []
+    assert [f"{e.kind}.{e.type}" for e in INBOUND if (e.kind, e.type) not in HANDLERS] == [
+        "bank.debit.result", "bank.reverse.result", "boss.recharge.request", "boss.credit.result",
+        "boss.recon.file",
+    ]  # fmt: skip
+
+
+def _file(scope: str) -> dict[str, object]:
+    return {"file_name": f"F{uuid.uuid4().hex[:8]}.txt", "business_date": "2026-11-25", "scope": scope,
+            "record_count": 0, "sha256": "0" * 64}  # fmt: skip
+
+
+FLOW_4 = [
+    ("boss.GD", "recharge.request", {"recharge_id": "RC1", "phone": "13800138000", "trigger": "LOW_BALANCE",
+                                     "balance": 300}),
+    ("bank.ICBC", "debit.result", {"debit_id": "DB1", "result": "SUCCEEDED", "amount": 5000,
+                                   "bank_txn_no": "T1", "debited_at": "2026-11-26T10:00:00+08:00"}),
+    ("bank.ICBC", "reverse.result", {"reversal_id": "RV1", "debit_id": "DB1", "result": "REVERSED"}),
+    ("boss.BJ", "credit.result", {"recharge_id": "RC1", "result": "OK"}),
+    ("boss.GD", "recon.file", _file("CREDITS")),
+    ("bank.CCB", "recon.file", _file("DEBITS")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("party", "msg_type", "body"), FLOW_4, ids=[f"{p}.{t}" for p, t, _ in FLOW_4])
+async def test_a_valid_flow_4_message_is_answered_not_supported_until_flow_4_is_built(
+    hub: Hub, probe: Probe, party: str, msg_type: str, body: dict[str, object]
+) -> None:
+    mid = await probe.publish(party, msg_type, body)
+
+    await _refused(probe, mid, party, "NOT_SUPPORTED")
+    told = await probe.expect("rejection", to(party, "message.rejected", message_id=mid))
+    assert told.body["type"] == msg_type and "not handled by this hub yet" in told.body["errors"][0]
+    assert not await hub.store.query("SELECT 1 FROM inbox WHERE message_id=?", (mid,))
+
+
+@pytest.mark.parametrize(("party", "scope"), [("crm.GD", "DEBITS"), ("bank.ICBC", "CREDITS")])
+async def test_a_recon_file_of_a_scope_its_sender_never_sends_is_invalid(
+    probe: Probe, party: str, scope: str
+) -> None:
+    mid = await probe.publish(party, "recon.file", _file(scope))
+
+    await _refused(probe, mid, party, "INVALID_MESSAGE")
 
 
 async def test_a_refused_message_does_not_count_as_processed(probe: Probe) -> None:
