@@ -45,6 +45,7 @@ class HubConfig:
     http_port: int
     crm_timeout_s: float = 600.0
     extra: dict[str, str] | None = None
+    amqp_url: str = AMQP_URL
 
     def env(self) -> dict[str, str]:
         (self.workdir / "segments.csv").write_text(SEGMENTS)
@@ -53,7 +54,7 @@ class HubConfig:
         if not key_file.exists():
             key_file.write_text(Fernet.generate_key().decode())
         env |= {
-            "SIGNHUB_AMQP_URL": AMQP_URL, "SIGNHUB_PREFIX": self.prefix, "SIGNHUB_STORE": self.store,
+            "SIGNHUB_AMQP_URL": self.amqp_url, "SIGNHUB_PREFIX": self.prefix, "SIGNHUB_STORE": self.store,
             "SIGNHUB_SEGMENTS": str(self.workdir / "segments.csv"), "SIGNHUB_FILES": str(self.workdir / "files"),
             "SIGNHUB_BANKS": ",".join(BANKS), "SIGNHUB_PROVINCES": ",".join(PROVINCES),
             "SIGNHUB_CRM_TIMEOUT_S": str(self.crm_timeout_s), "SIGNHUB_RETRY_DELAYS_S": RETRY_DELAYS,
@@ -131,6 +132,13 @@ class HubUnderFault:
 
     async def healthy(self) -> bool:
         """The health endpoint answers 200."""
+        return await self._get_ok("/healthz")
+
+    async def ready(self) -> bool:
+        """`/readyz` answers 200: every part of the hub works (hub.liveness)."""
+        return await self._get_ok("/readyz")
+
+    async def _get_ok(self, path: str) -> bool:
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection("127.0.0.1", self.config.http_port), 2.0
@@ -138,7 +146,7 @@ class HubUnderFault:
         except (OSError, TimeoutError):
             return False
         try:
-            writer.write(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
             await writer.drain()
             status = await asyncio.wait_for(reader.readline(), 5.0)
             return b" 200 " in status
@@ -186,9 +194,9 @@ async def store_rows(store: str, sql: str) -> list[tuple[object, ...]]:
         return list(conn.execute(sql))
 
 
-async def delete_hub_topology(prefix: str) -> None:
+async def delete_hub_topology(prefix: str, amqp_url: str = AMQP_URL) -> None:
     registry = Registry.of(BANKS, PROVINCES)
-    await delete_topology(AMQP_URL, HubNames(Names(prefix)), registry.parties(), len(RETRY_DELAYS.split(",")))
+    await delete_topology(amqp_url, HubNames(Names(prefix)), registry.parties(), len(RETRY_DELAYS.split(",")))
 
 
 def new_prefix(tag: str) -> str:

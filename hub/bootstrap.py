@@ -31,6 +31,7 @@ from hub.faults import Faults
 from hub.flows.common import NewId, Timing
 from hub.flows.modifying import Bounds
 from hub.http import build_app
+from hub.liveness import EXIT_CODE, Part, Watch
 from hub.messaging.intake import Intake
 from hub.messaging.outbox_relay import OutboxRelay
 from hub.messaging.retry import RetryScheduler
@@ -47,6 +48,7 @@ from hub.services.timers import CrmTimers
 from hub.settings import Settings, SettingsError
 from hub.store.sqlite import SqliteStore
 from hub.store.unit_of_work import Store
+from hub.watched import broker_part, poison_consumer_part, store_part, tasks_part
 from hub.web_entry import signing_router
 
 log = logging.getLogger("signhub.hub")
@@ -79,7 +81,9 @@ class Hub:
     reconciler: Reconciler | None = None
     housekeeper: Housekeeper | None = None
     committer: GroupCommitter | None = None
+    watch: Watch | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    gave_up: asyncio.Event = field(default_factory=asyncio.Event)  # the watch found it broken too long
 
     @property
     def registry(self) -> Registry:
@@ -100,7 +104,13 @@ class Hub:
             self.tasks.append(asyncio.create_task(self.housekeeper.run(), name="housekeeping"))
         if self.http is not None:
             self.tasks.append(asyncio.create_task(self.http.serve(), name="http"))
+        if self.watch is not None:
+            self.tasks.append(asyncio.create_task(self._watch(self.watch), name="watch"))
         log.info("hub %s started: %d parties", self.deps.names.prefix, len(self.registry.parties()))
+
+    async def _watch(self, watch: Watch) -> None:
+        await watch.run()
+        self.gave_up.set()
 
     async def stop(self) -> None:
         # Background work first (a group being committed rolls back; its deliveries, never
@@ -122,6 +132,15 @@ class Hub:
                     await task
         await self.connection.close()
         await self.store.close()
+
+    def watched_parts(self) -> list[Part]:
+        parts = [store_part(self.store), broker_part(self.connection, self.hub_names.inbound_queue)]
+        if self.committer is not None:
+            parts.append(Part("inbound consumer", self.committer.check, self.committer.reconsume))
+        parts.append(poison_consumer_part(self.connection, self.hub_names.poison_queue,
+                                          lambda: self.broker.ping(timeout=2.0)))  # fmt: skip
+        parts += [Part("outbox relay", self.relay.check), tasks_part(self.tasks)]
+        return parts
 
     async def health(self) -> dict[str, Any]:
         broker_ok = not self.connection.is_closed
@@ -200,7 +219,7 @@ async def build_hub(
                     settings.recharge_amount_max_fen)  # fmt: skip
     deps = Deps(names, registry, segments, await build_protector(settings, store), timing, ids, clock, bounds)
     url = settings.amqp_url.get_secret_value()
-    connection = await aio_pika.connect_robust(url)
+    connection = await aio_pika.connect_robust(url, reconnect_interval=settings.broker_reconnect_s)
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     await declare_topology(channel, hub_names, registry.parties(), settings.retry_delays_s)
     faults = Faults(settings.fault_crash_at)
@@ -208,7 +227,7 @@ async def build_hub(
     retry = RetryScheduler(channel, hub_names, settings.retry_delays_s)
     intake = Intake(store, deps, retry, relay, faults, require_user_id=settings.require_user_id)
     timers = CrmTimers(store, deps, relay.wake, poll_s=min(0.5, settings.crm_timeout_s / 5))
-    broker = RabbitBroker(url, logger=None)
+    broker = RabbitBroker(url, logger=None, reconnect_interval=settings.broker_reconnect_s)
     committer = register_consumers(broker, hub_names, intake, settings.prefetch)
     hub = Hub(settings, store, deps, intake, relay, timers, broker, connection, hub_names, committer=committer)
     hub.entry = await build_signing_entry(settings, store, deps)
@@ -216,21 +235,23 @@ async def build_hub(
     if not settings.store_is_postgres and settings.store != ":memory:":
         # Reconciliation exports the hub's side from the SQLite file (PostgreSQL: not yet).
         hub.reconciler = Reconciler(store, deps, Path(settings.files), settings.store, relay.wake)
+    hub.watch = Watch(hub.watched_parts(), every_s=settings.watch_every_s, exit_after_s=settings.unready_exit_s)
     hub.housekeeper = Housekeeper(store, deps.protector, clock, timedelta(days=settings.retention_days),
                                   timedelta(seconds=settings.housekeeping_every_s))  # fmt: skip
     if with_http:
         app = build_app(hub.health, settings.prefix)
         app.include_router(agreements_router(store, clock))
         app.include_router(signing_router(hub.entry))
-        mount_console(app, settings, store, deps, hub_names, connection)
+        mount_console(app, settings, store, deps, hub_names, connection, hub.watch)
         config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning",
                                 lifespan="off")  # fmt: skip
         hub.http = uvicorn.Server(config)
     return hub
 
 
-async def run_hub(settings: Settings) -> None:
-    """`signhub run`: the hub until SIGINT or SIGTERM."""
+async def run_hub(settings: Settings) -> int:
+    """`signhub run`: the hub until SIGINT or SIGTERM (0), or until its watch gave up on it
+    (`hub.liveness.EXIT_CODE`, for the supervisor to restart it)."""
     import signal
 
     hub = await build_hub(settings)
@@ -246,5 +267,10 @@ async def run_hub(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    stopped = asyncio.create_task(stop.wait())
+    gave_up = asyncio.create_task(hub.gave_up.wait())
+    await asyncio.wait({stopped, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in (stopped, gave_up):
+        waiter.cancel()
     await hub.stop()
+    return EXIT_CODE if hub.gave_up.is_set() else 0

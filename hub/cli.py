@@ -67,11 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         from hub.bootstrap import run_hub
 
         try:
-            asyncio.run(run_hub(settings))
+            return asyncio.run(run_hub(settings))
         except SettingsError as exc:
             print(f"signhub: {exc}", file=sys.stderr)
             return 2
-        return 0
     if args.command == "provision":
         return _provision(settings, args)
     if args.command == "ops":

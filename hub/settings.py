@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     # The operations console: how long an operator's session lasts, how fast a group action goes.
     ops_session_ttl_s: float = Field(default=8 * 3600, gt=0, le=7 * 86_400)
     ops_group_rate: float = Field(default=5.0, gt=0, le=1000)
+    # Broker trouble (hub.liveness): how soon a lost connection is tried again, how often every
+    # part is checked by doing, and how long the process stays up not ready before it exits
+    # non-zero for its supervisor to restart it.
+    broker_reconnect_s: float = Field(default=1.0, gt=0, le=60)
+    watch_every_s: float = Field(default=2.0, gt=0, le=60)
+    unready_exit_s: float = Field(default=120.0, gt=0, le=86_400)
     # Fault injection for the crash tests: "after_commit:<type>" or "after_publish:<type>".
     fault_crash_at: str | None = Field(default=None, pattern=r"^(after_commit|after_publish):[a-z.]+$")
 

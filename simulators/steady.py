@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -56,6 +57,10 @@ class SteadyParties:
         self.answers: dict[tuple[str, str], set[str]] = defaultdict(set)  # (key, type) -> message_ids
         self.status: dict[str, str] = {}  # request_id -> the first sign.result status
         self.refused: dict[str, str] = {}  # request_id -> reason_code of a REJECTED sign.response
+        # time.monotonic() of a flow's start and of its first sign.response: how soon the hub
+        # answered again after a broker restart
+        self.started_at: dict[str, float] = {}
+        self.answered_at: dict[str, float] = {}
         self.publish_retries = 0
         self._confirmed: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -79,6 +84,7 @@ class SteadyParties:
         """Starts one bank-channel flow; returns its request_id."""
         rid = f"F{uuid.uuid4().hex[:16]}"
         self.flows[rid] = Flow(bank, phone, rid)
+        self.started_at[rid] = time.monotonic()
         self.by_phone[phone] = rid
         body = {"request_id": rid, "phone": phone, "account_no": CARD, "account_type": "DEBIT",
                 "holder_name": "张三", "id_type": "ID_CARD", "id_no": ID_NO, "channel": "ONLINE"}  # fmt: skip
@@ -154,6 +160,8 @@ class SteadyParties:
     async def _bank(self, code: str, msg_type: str, body: dict[str, Any], mid: str) -> None:
         rid = str(body.get("request_id", ""))
         self.answers[(rid, msg_type)].add(mid)
+        if msg_type == "sign.response":
+            self.answered_at.setdefault(rid, time.monotonic())
         if msg_type == "sign.response" and body.get("result") == "APPROVED" and rid not in self._confirmed:
             self._confirmed.add(rid)
             phone = self.flows[rid].phone if rid in self.flows else body.get("phone", "")

@@ -1,5 +1,5 @@
-"""`/metrics` (Prometheus), `/readyz` (broker and store reachable) and `/contract` (the AsyncAPI
-document as a page an integrator can read). `/healthz` and `/asyncapi.json` are in hub.http.
+"""`/metrics` (Prometheus), `/readyz` (every part of the hub works, checked by doing: hub.liveness)
+and `/contract` (the AsyncAPI document as a page an integrator can read). `/healthz` and `/asyncapi.json` are in hub.http.
 
 The counters of the hot path are the process's (`hub.metrics`); the levels (outbox backlog and
 age, dead and manual counts, queue depths) are read from the store and the broker per scrape.
@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from contracts.asyncapi import build_document
 from hub.console.context import Console
 from hub.console.contract_page import render_contract
+from hub.liveness import Watch
 
 
 async def queue_depths(console: Console, retries: int) -> dict[str, int | None]:
@@ -61,25 +62,17 @@ async def _levels(console: Console, retries: int) -> bytes:
     return generate_latest(registry)
 
 
-async def readiness(console: Console) -> dict[str, Any]:
-    report: dict[str, Any] = {"broker": False, "store": False}
-    try:
-        await console.store.query("SELECT 1 AS one")
-        report["store"] = True
-    except Exception as exc:
-        report["store_error"] = type(exc).__name__
-    try:
-        channel = await console.connection.channel()
-        await channel.declare_queue(console.hub_names.inbound_queue, passive=True)
-        await channel.close()
-        report["broker"] = True
-    except Exception as exc:
-        report["broker_error"] = type(exc).__name__
-    report["status"] = "ready" if report["broker"] and report["store"] else "not ready"
+async def readiness(watch: Watch) -> dict[str, Any]:
+    """Every part checked now, by doing (hub.liveness): ready only when each works. `broker` and
+    `store` are kept as before: the console can open a channel; the store answers."""
+    states = await watch.check_now()
+    report: dict[str, Any] = {"broker": states.get("broker") is None, "store": states.get("store") is None}
+    report["parts"] = {name: reason or "ok" for name, reason in states.items()}
+    report["status"] = "ready" if not any(states.values()) else "not ready"
     return report
 
 
-def health_router(console: Console, retries: int) -> APIRouter:
+def health_router(console: Console, watch: Watch, retries: int) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/metrics")
@@ -89,7 +82,7 @@ def health_router(console: Console, retries: int) -> APIRouter:
 
     @router.get("/readyz")
     async def readyz() -> JSONResponse:
-        report = await readiness(console)
+        report = await readiness(watch)
         return JSONResponse(report, status_code=200 if report["status"] == "ready" else 503)
 
     @router.get("/contract", response_class=HTMLResponse)

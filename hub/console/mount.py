@@ -12,6 +12,7 @@ from hub.console.context import Console
 from hub.console.health import health_router
 from hub.console.ops_api import ops_router
 from hub.console.ops_pages import ops_pages
+from hub.liveness import Watch
 from hub.messaging.topology import HubNames
 from hub.services.context import Deps
 from hub.settings import Settings
@@ -19,10 +20,10 @@ from hub.store.unit_of_work import Store
 
 
 def mount_console(app: FastAPI, settings: Settings, store: Store, deps: Deps, hub_names: HubNames,
-                  connection: AbstractRobustConnection) -> Console:  # fmt: skip
+                  connection: AbstractRobustConnection, watch: Watch) -> Console:  # fmt: skip
     console = Console(store, deps, hub_names, connection, timedelta(seconds=settings.ops_session_ttl_s),
                       settings.ops_group_rate)  # fmt: skip
     app.include_router(ops_router(console))
     app.include_router(ops_pages(console))
-    app.include_router(health_router(console, len(settings.retry_delays_s)))
+    app.include_router(health_router(console, watch, len(settings.retry_delays_s)))
     return console

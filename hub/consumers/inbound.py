@@ -14,9 +14,11 @@ dead-letter route, lose it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 from faststream.middlewares import AckPolicy
@@ -25,6 +27,7 @@ from faststream.rabbit.schemas import Channel
 
 from contracts import envelope as env
 from contracts.topology import Names
+from hub.liveness import PartDown
 from hub.messaging.edge import Delivery
 from hub.messaging.intake import Action, Intake
 from hub.messaging.retry import H_ATTEMPT, H_USER_ID
@@ -96,17 +99,49 @@ class GroupCommitter:
         self._max_group = max_group
         self._queue: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._channel: AbstractChannel | None = None
+        self._connection: AbstractRobustConnection | None = None
+        self._queue_name = ""
+        self._prefetch = 1
+        self._tag = ""
 
     async def submit(self, message: AbstractIncomingMessage) -> None:
         self._queue.put_nowait(message)  # unbounded, but never above the channel's prefetch
 
     async def consume(self, connection: AbstractRobustConnection, queue_name: str, prefetch: int) -> None:
-        """Starts taking deliveries from the hub's inbound queue (a robust channel: after a broker
-        restart the consumer comes back by itself)."""
-        self._channel = await connection.channel()
-        await self._channel.set_qos(prefetch_count=prefetch)
-        queue = await self._channel.get_queue(queue_name, ensure=False)
-        await queue.consume(self.submit, no_ack=False)
+        """Starts taking deliveries from the hub's inbound queue, on a robust channel that restores
+        the consumer after a reconnection. The queue is looked up with a passive declare: only a
+        declared queue is restored with its channel; one taken with `get_queue(ensure=False)` was
+        not, and after a broker restart the hub consumed nothing (issue 21)."""
+        self._connection, self._queue_name, self._prefetch = connection, queue_name, prefetch
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        queue = await channel.declare_queue(queue_name, passive=True)
+        self._tag = await queue.consume(self.submit, no_ack=False)
+        self._channel = channel
+
+    async def check(self) -> None:
+        """Working means: our channel is open and still holds our consumer, and the broker, asked on
+        that same channel, counts a consumer on the queue."""
+        channel = self._channel
+        if channel is None or channel.is_closed:
+            raise PartDown("its channel is closed")
+        underlay = await channel.get_underlay_channel()
+        if not isinstance(underlay, aiormq.Channel) or self._tag not in underlay.consumers:
+            raise PartDown("its channel holds no consumer")
+        declared = await underlay.queue_declare(self._queue_name, passive=True)
+        if not declared.consumer_count:
+            raise PartDown(f"the broker counts no consumer on {self._queue_name}")
+
+    async def reconsume(self) -> None:
+        """Consumes again on a new channel (the old one, closed first, is not restored). The
+        deliveries it held go back to the queue and come again; the inbox makes them repeats."""
+        assert self._connection is not None, "consume() first"
+        old = self._channel
+        self._channel = None
+        if old is not None and not old.is_closed:
+            with contextlib.suppress(Exception):
+                await old.close()
+        await self.consume(self._connection, self._queue_name, self._prefetch)
 
     async def close(self) -> None:
         """Stops the deliveries; the unacknowledged ones go back to the queue with the channel."""
@@ -124,7 +159,10 @@ class GroupCommitter:
             except Exception:
                 log.exception("a group of %d deliveries failed; the broker will deliver them again", len(group))
                 continue
-            await self._settle_group(group, actions)
+            try:
+                await self._settle_group(group, actions)
+            except Exception:  # this loop is the hub's only consumer: it must outlive any one group
+                log.exception("settling a group of %d failed; unsettled deliveries come again", len(group))
             # Lets the round that publishes this group's answers (hand_over) send them before the
             # next group is processed: without it, handing rows over made the per-hop p50 at half
             # the maximum rate worse (10-11 against 7-8 ms; bench/README.md, step 8).
@@ -134,7 +172,8 @@ class GroupCommitter:
         # All acknowledged, on one channel: one `multiple` ack of the last settles the group (every
         # earlier delivery of the channel is settled by now: groups are committed in order).
         last = group[-1]
-        whole = all(a is Action.ACK for a in actions) and all(m.channel is last.channel for m in group)
+        channels = {_channel_of(m) for m in group}
+        whole = all(a is Action.ACK for a in actions) and len(channels) == 1 and None not in channels
         pending = [(last, Action.ACK)] if whole else list(zip(group, actions, strict=True))
         for message, action in pending:
             try:
@@ -147,6 +186,15 @@ class GroupCommitter:
                 # so the broker delivers it again on the restored channel; its effect is
                 # committed, and the inbox makes the redelivery a repeat with no second effect.
                 log.warning("could not settle %s: %r; it will be redelivered", message.message_id, exc)
+
+
+def _channel_of(message: AbstractIncomingMessage) -> object | None:
+    """The channel a delivery came on, or None once that channel is closed (aio-pika raises then:
+    unguarded, that ended the consumer loop at a broker restart, and with it all consuming)."""
+    try:
+        return message.channel
+    except ChannelInvalidStateError:
+        return None
 
 
 def register_consumers(broker: RabbitBroker, hub: HubNames, intake: Intake, prefetch: int) -> GroupCommitter:

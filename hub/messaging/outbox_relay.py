@@ -22,6 +22,7 @@ from contracts import envelope as env
 from contracts.topology import Names
 from hub import metrics
 from hub.faults import Faults
+from hub.liveness import PartDown
 from hub.outgoing import Target
 from hub.store.unit_of_work import OutboxClaim, OutboxRow, Store
 
@@ -56,6 +57,7 @@ class OutboxRelay:
         self._in_flight: set[int] = set()
         self._rounds: set[asyncio.Task[None]] = set()
         self.published = 0
+        self.failing: str | None = None  # why the last round's publishes failed; None after a success
 
     def wake(self) -> None:
         self._wake.set()
@@ -135,13 +137,28 @@ class OutboxRelay:
         results = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
         done = [r.id for r, res in zip(rows, results, strict=True) if res is None and r.id is not None]
         metrics.published(rows, results)
-        for row, res in zip(rows, results, strict=True):
-            if isinstance(res, BaseException):
-                log.warning("publish of %s %s failed: %r", row.type, row.message_id, res)
+        failed = [(row, res) for row, res in zip(rows, results, strict=True) if isinstance(res, BaseException)]
+        if failed:
+            # One line a round, not one a row: in a broker outage every row of every round fails.
+            row, first = failed[0]
+            self.failing = f"{len(failed)} of {len(rows)} publishes failed, the first with {first!r}"
+            log.warning("%s (%s %s); they are published again later", self.failing, row.type, row.message_id)
+        elif done:
+            self.failing = None
         for row in rows:
             self._faults.maybe_crash("after_publish", row.type)
         await claim.mark_sent(done, self._clock())
         self.published += len(done)
+
+    async def check(self) -> None:
+        """Working means: the channel answers a round trip (a passive declare of the outbound
+        exchange) and no publish has failed since the last that succeeded."""
+        if self._channel.is_closed:
+            raise PartDown("its channel is closed")
+        underlay = await self._channel.get_underlay_channel()
+        await underlay.exchange_declare(self._names.outbound_exchange, passive=True)
+        if self.failing is not None:
+            raise PartDown(self.failing)
 
     async def _publish(self, row: OutboxRow) -> None:
         if self._outbound is None:

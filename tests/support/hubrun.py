@@ -49,6 +49,7 @@ def hub_settings(workdir: Path, **overrides: Any) -> Settings:
         "retry_delays_s": [0.2, 0.4],
         "data_key": Fernet.generate_key().decode(),
         "http_port": free_port(),
+        "amqp_url": AMQP_URL,
     }
     values.update(overrides)
     return load_settings(**values)
@@ -66,12 +67,13 @@ async def running_hub(
 ) -> AsyncIterator[tuple[Hub, Probe]]:
     """A started hub and a probe on every party, manual and dead queue; all deleted afterwards."""
     settings = hub_settings(workdir, **overrides)
+    url = settings.amqp_url.get_secret_value()  # the machine's broker unless a test gives its own node
     hub = await build_hub(settings, store=store, **({"clock": clock} if clock else {}))
     await hub.start()
-    probe = await Probe.connect(AMQP_URL, settings.prefix, party_queues(settings))
+    probe = await Probe.connect(url, settings.prefix, party_queues(settings))
     try:
         yield hub, probe
     finally:
         await probe.close()
         await hub.stop()
-        await delete_topology(AMQP_URL, hub.hub_names, hub.registry.parties(), len(settings.retry_delays_s))
+        await delete_topology(url, hub.hub_names, hub.registry.parties(), len(settings.retry_delays_s))
