@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "simulate":
         from simulators.runner import run_forever
 
-        asyncio.run(run_forever(settings, seed=args.seed, recon_every_s=args.recon_every))
-        return 0
+        # EXIT_CODE when the simulators did not work for unready_exit_s: for the supervisor to restart them
+        return asyncio.run(run_forever(settings, seed=args.seed, recon_every_s=args.recon_every))
     from hub.demo import run_demo
 
     try:

@@ -1,7 +1,11 @@
 """Starts every simulated counterpart of one hub: a bank per bank code, a CRM and a BOSS per province.
 
-`start_simulators` is shared by `signhub simulate` (through `run_forever`, until cancelled) and
-the demo. Each party has a connection of its own, as separate organisations would.
+`start_simulators` is shared by `signhub simulate` (through `run_forever`) and the demo. Each
+party has a connection of its own, as separate organisations would. `run_forever` serves until
+cancelled, or until its watch (`hub.liveness`, a part per party, checked by doing) found the
+parties not working for `unready_exit_s`: then it returns `EXIT_CODE`, for `signhub simulate` to
+exit with so that its supervisor restarts it. A broker restart or a network cut it outlives by
+itself (robust connections, publishes tried again, deliveries taken again: `simulators.party`).
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from contracts.routing import Party, PartyKind
+from hub.liveness import EXIT_CODE, Part, Watch  # hub-free (see simulators.party_checks)
 from simulators.bank import BankKnobs, BankSimulator
 from simulators.boss import BossKnobs, BossSimulator
 from simulators.crm import CrmSimulator
 from simulators.crm_register import CrmKnobs
 from simulators.party import HandlerError, PartyClient
-from simulators.seed import World, build_world
+from simulators.quiet_logs import quiet_reconnects
+from simulators.seed import SegmentLookup, World, build_world
 from simulators.web_sites import WebSettings, addresses, serve_web_sites
 
 log = logging.getLogger(__name__)
@@ -65,11 +71,15 @@ async def start_simulators(
     wait_s: float = 0.0,
     prefetch: int = 64,
     files: Path | None = None,
+    reconnect_s: float = 5.0,
 ) -> Simulators:
-    """Connect and start every party; `wait_s` bounds the wait for the hub's topology."""
+    """Connect and start every party; `wait_s` bounds the wait for the hub's topology, and a lost
+    connection is tried again every `reconnect_s`."""
     parties = [Party(PartyKind.BANK, b) for b in banks]
     parties += [Party(kind, p) for kind in (PartyKind.CRM, PartyKind.BOSS) for p in provinces]
-    clients = await _connect_all(url, prefix, parties, prefetch=prefetch, wait_s=wait_s)
+    clients = await _connect_all(
+        url, prefix, parties, prefetch=prefetch, wait_s=wait_s, reconnect_s=reconnect_s
+    )
     sims = Simulators(world=world)
     for client in clients:
         code = client.party.code
@@ -93,12 +103,13 @@ async def start_simulators(
 
 
 async def _connect_all(
-    url: str, prefix: str, parties: Sequence[Party], *, prefetch: int, wait_s: float
+    url: str, prefix: str, parties: Sequence[Party], *, prefetch: int, wait_s: float, reconnect_s: float
 ) -> list[PartyClient]:
-    results = await asyncio.gather(
-        *(PartyClient.connect(url, prefix, p, prefetch=prefetch, wait_s=wait_s) for p in parties),
-        return_exceptions=True,
+    connects = (
+        PartyClient.connect(url, prefix, p, prefetch=prefetch, wait_s=wait_s, reconnect_s=reconnect_s)
+        for p in parties
     )
+    results = await asyncio.gather(*connects, return_exceptions=True)
     clients = [r for r in results if isinstance(r, PartyClient)]
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
@@ -124,6 +135,18 @@ class RunSettings(WebSettings, Protocol):
     def segments(self) -> Path | None: ...
     @property
     def segment_overrides(self) -> Path | None: ...
+    @property
+    def broker_reconnect_s(self) -> float: ...
+    @property
+    def watch_every_s(self) -> float: ...
+    @property
+    def unready_exit_s(self) -> float: ...
+
+
+def watch_parties(sims: Simulators, *, every_s: float, exit_after_s: float) -> Watch:
+    """A watch over every party: a part each, checked by doing (`PartyClient.check`)."""
+    parts = [Part(f"simulator {c.party}", c.check, c.repair) for c in sims.clients()]
+    return Watch(parts, every_s=every_s, exit_after_s=exit_after_s)
 
 
 async def run_forever(
@@ -133,14 +156,27 @@ async def run_forever(
     subscribers_per_province: int = 20,
     sign_every_s: float | None = None,
     recon_every_s: float | None = None,
-) -> None:
-    """`signhub simulate`: every counterpart, until cancelled; with `sign_every_s`, banks start signings;
-    with `recon_every_s`, banks and provinces reconcile their DAILY files that often."""
-    from hub.segments import SegmentTable  # the one hub module outside parties may use
+) -> int:
+    """`signhub simulate`: every counterpart, until cancelled, or until the parties did not work for
+    `unready_exit_s` (returns `EXIT_CODE`); with `sign_every_s`, banks start signings; with
+    `recon_every_s`, banks and provinces reconcile their DAILY files that often."""
+    from hub.segments import SegmentTable  # with hub.liveness, the hub modules outside parties may use
 
     table = SegmentTable.load(settings.segments, settings.segment_overrides)
+    with quiet_reconnects():
+        sims = await _start(settings, table, seed, subscribers_per_province)
+        try:
+            return await _serve(sims, table, settings, seed=seed, sign_every_s=sign_every_s,
+                                recon_every_s=recon_every_s)  # fmt: skip
+        finally:
+            await sims.close()
+
+
+async def _start(
+    settings: RunSettings, table: SegmentLookup, seed: int, subscribers_per_province: int
+) -> Simulators:
     world = build_world(seed, settings.banks, settings.provinces, subscribers_per_province, segments=table)
-    sims = await start_simulators(
+    return await start_simulators(
         settings.amqp_url.get_secret_value(),
         settings.prefix,
         world,
@@ -149,26 +185,47 @@ async def run_forever(
         settings.files / "sms",
         wait_s=_HUB_START_WAIT_S,
         files=settings.files,
+        reconnect_s=settings.broker_reconnect_s,
     )
-    # Flow 1's web sites: the web hall, the banks' signing pages, the CRMs' eligibility API.
+
+
+async def _serve(
+    sims: Simulators,
+    table: SegmentLookup,
+    settings: RunSettings,
+    *,
+    seed: int,
+    sign_every_s: float | None,
+    recon_every_s: float | None,
+) -> int:
+    """Flow 1's web sites (the web hall, the banks' signing pages, the CRMs' eligibility API) and
+    the background work, while the watch finds the parties working; then `EXIT_CODE`."""
     sites = await serve_web_sites(sims, addresses(settings, tuple(settings.banks)), table)
     log.info("web hall %s, bank pages %s", sites.hall.config.base_url if sites.hall else "(none)",
              sites.addresses.bank_site)  # fmt: skip
-    rounds = None
+    watch = watch_parties(sims, every_s=settings.watch_every_s, exit_after_s=settings.unready_exit_s)
+    background = _background(sims, settings.files, seed, sign_every_s, recon_every_s)
+    try:
+        await watch.run()  # returns only when the parties did not work for unready_exit_s
+        return EXIT_CODE
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await sites.stop()
+
+
+def _background(
+    sims: Simulators, files: Path, seed: int, sign_every_s: float | None, recon_every_s: float | None
+) -> list[asyncio.Task[None]]:
+    tasks = []
+    if sign_every_s:
+        tasks.append(asyncio.create_task(_sign_now_and_then(sims, sign_every_s, random.Random(seed))))
     if recon_every_s:
         from simulators.recon_round import reconcile_every  # it needs this module's Simulators
 
-        rounds = asyncio.create_task(reconcile_every(sims, settings.files, recon_every_s))
-    try:
-        if sign_every_s:
-            await _sign_now_and_then(sims, sign_every_s, random.Random(seed))
-        else:
-            await asyncio.Event().wait()  # serve until cancelled
-    finally:
-        if rounds is not None:
-            rounds.cancel()
-        await sites.stop()
-        await sims.close()
+        tasks.append(asyncio.create_task(reconcile_every(sims, files, recon_every_s)))
+    return tasks
 
 
 async def _sign_now_and_then(sims: Simulators, every_s: float, rng: random.Random) -> None:
@@ -178,6 +235,9 @@ async def _sign_now_and_then(sims: Simulators, every_s: float, rng: random.Rando
         bank = sims.banks[rng.choice(sorted(sims.banks))]
         accounts = sims.world.usable_accounts(bank.code)
         if accounts:
-            await bank.start_signing(phones.pop(rng.randrange(len(phones))), rng.choice(accounts))
+            phone = phones.pop(rng.randrange(len(phones)))
+            try:
+                await bank.start_signing(phone, rng.choice(accounts))
+            except Exception:  # the broker away for longer than a publish is tried: on to the next
+                log.exception("%s could not start a signing for %s", bank.code, phone)
         await asyncio.sleep(every_s)
-    await asyncio.Event().wait()

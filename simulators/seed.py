@@ -135,7 +135,7 @@ class World:
 
 def default_segments() -> SegmentLookup:
     """The segment table the hub ships."""
-    from hub.segments import SegmentTable  # the one hub module outside parties may use
+    from hub.segments import SegmentTable  # with hub.liveness, the hub modules outside parties may use
 
     return SegmentTable.load()
 
