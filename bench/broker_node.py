@@ -6,6 +6,9 @@ everything else using it (other tests, other benchmarks). This node has its own 
 distribution port, data and log folders (owned by `rabbitmq`, as the server wants), no plugins,
 and is shut down and deleted afterwards (STYLE.md: several nodes work on this machine, each with
 its own `RABBITMQ_CONFIG_FILE`). Starting one takes about 6 s here.
+
+With `tls`, the node also listens for amqps:// on a port of its own, asks every client for a
+certificate signed by the given CA and refuses a client without one; its plain listener stays.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 START_TIMEOUT_S = 90
@@ -31,12 +35,25 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class NodeTls:
+    """The broker's side of TLS (PEM files): the CA its clients' certificates must chain to, and its
+    own certificate and key. The node works on copies, since the server reads them as `rabbitmq`."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
 class BrokerNode:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, tls: NodeTls | None = None) -> None:
         self.base = base
         self.port = _free_port()
         self.name = f"signhub-{uuid.uuid4().hex[:8]}@localhost"
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        self.tls = tls
+        self.tls_port = _free_port() if tls else None
+        self.tls_url = f"amqps://guest:guest@127.0.0.1:{self.tls_port}/" if tls else None
 
     def _env(self) -> dict[str, str]:
         return os.environ | {
@@ -48,13 +65,29 @@ class BrokerNode:
         }  # fmt: skip
 
     async def start(self) -> None:
-        (self.base / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+        plain = f"listeners.tcp.local = 127.0.0.1:{self.port}\n"
+        (self.base / "rabbitmq.conf").write_text(plain + self._tls_conf())
         (self.base / "enabled_plugins").write_text("[].\n")
         for folder in ("mnesia", "log"):
             (self.base / folder).mkdir(exist_ok=True)
         await _run("chown", "-R", "rabbitmq:rabbitmq", str(self.base))
         await _run("rabbitmq-server", "-detached", env=self._env())
         await self.ctl("wait", str(self.base / "pid"), "--timeout", str(START_TIMEOUT_S))
+
+    def _tls_conf(self) -> str:
+        if self.tls is None:
+            return ""
+        folder = self.base / "tls"
+        folder.mkdir(exist_ok=True)
+        for name, source in (("ca", self.tls.ca), ("cert", self.tls.cert), ("key", self.tls.key)):
+            shutil.copyfile(source, folder / f"{name}.pem")  # owned by rabbitmq with the rest below
+        (folder / "key.pem").chmod(0o600)
+        return (f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
+                f"ssl_options.cacertfile = {folder / 'ca.pem'}\n"
+                f"ssl_options.certfile = {folder / 'cert.pem'}\n"
+                f"ssl_options.keyfile = {folder / 'key.pem'}\n"
+                "ssl_options.verify = verify_peer\n"
+                "ssl_options.fail_if_no_peer_cert = true\n")  # fmt: skip
 
     async def ctl(self, *args: str) -> str:
         """`rabbitmqctl -n <this node> ...`; fails with its output when it fails."""
@@ -88,12 +121,13 @@ async def _run(*argv: str, env: dict[str, str] | None = None) -> str:
 
 
 @asynccontextmanager
-async def broker_node() -> AsyncIterator[BrokerNode]:
-    """A started node of our own; shut down and its folder deleted afterwards, whatever happened."""
+async def broker_node(tls: NodeTls | None = None) -> AsyncIterator[BrokerNode]:
+    """A started node of our own (with a TLS listener too, given `tls`); shut down and its folder
+    deleted afterwards, whatever happened."""
     if shutil.which("rabbitmq-server") is None:
         raise RuntimeError("rabbitmq-server is not installed: a node of our own cannot be started")
     base = Path(tempfile.mkdtemp(prefix="signhub-broker-"))
-    node = BrokerNode(base)
+    node = BrokerNode(base, tls)
     try:
         await node.start()
         yield node

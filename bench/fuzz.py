@@ -31,6 +31,7 @@ from bench.fuzz_inputs import BANKS, MAX_BODY, PROVINCES, FuzzInput, fuzz_input
 from bench.fuzz_wire import Collector, publish_all
 from hub.messaging.edge import Accepted, Rejected, classify, sender_of
 from hub.parties import Registry
+from hub.protection import mask_digits_in_text as shown
 
 REGISTRY = Registry.of(list(BANKS), list(PROVINCES))
 
@@ -106,7 +107,7 @@ async def run_fuzz(n: int, seed: int, workdir: Path, settle_s: float = 300.0) ->
 
 def _expected_dead(verdicts: list[Accepted | Rejected], inputs: list[FuzzInput]) -> tuple[set[str], int]:
     """message_ids whose dead copy must arrive, and how many copies of id-less inputs."""
-    named = {i.message_id(k) or "" for k, (i, v) in enumerate(zip(inputs, verdicts, strict=True))
+    named = {shown(i.message_id(k) or "") for k, (i, v) in enumerate(zip(inputs, verdicts, strict=True))
              if isinstance(v, Rejected) and i.message_id(k)}  # fmt: skip
     nameless = sum(isinstance(v, Rejected) and not i.message_id(k)
                    for k, (i, v) in enumerate(zip(inputs, verdicts, strict=True)))  # fmt: skip
@@ -124,11 +125,12 @@ async def _judge(
         if isinstance(v, Accepted):
             if v.msg_type == "sign.request":
                 accepted_requests.add((v.sender.code, str(getattr(v.message, "request_id", ""))))
-            later = c.dead.get(mid)
+            later = c.dead.get(shown(mid))
             report.classes["accepted by the edge" + (f", refused by the hub: {later}" if later else "")] += 1
             continue
         report.classes[f"refused {v.reason.value}"] += 1
-        got = c.dead.get(mid) if mid else v.reason.value  # id-less copies are counted in `settle`
+        # A dead copy shows the message_id masked; message.rejected tells the sender the one it gave.
+        got = c.dead.get(shown(mid)) if mid else v.reason.value  # id-less copies are counted in `settle`
         if got != v.reason.value:
             report.problems.append(f"input {k} ({i.kind}): dead copy {got!r}, expected {v.reason.value}")
         if v.sender is not None and mid and mid not in c.rejected:

@@ -1,9 +1,11 @@
 """Hypothesis strategies of bad (and some good) inbound messages, for the edge and broker fuzzers.
 
 Each `FuzzInput` starts from a valid body of one inbound type of the catalogue and is spoilt in
-the body (a field missing, of the wrong JSON type, huge, odd unicode, over the size limit, not an
-object, not JSON, not UTF-8) and/or in the envelope (content type, `type` property, schema
-version, message_id, unknown or unauthorised sender, unknown type). `kind` names what was done
+the body (a field missing, of the wrong JSON type, huge, odd unicode, over the size limit, nested
+thousands of levels deep, not an object, not JSON, not UTF-8) and/or in the envelope (content
+type, `type` property, schema version, message_id, unknown or unauthorised sender, unknown type,
+the hub's internal headers a party must not be believed in, a card number in the message_id,
+type or routing key). `kind` names what was done
 and `expect` what the contract says must follow: "accept", a refusal reason, or "either" (a huge
 or odd-unicode value may still be valid). The message_id is made from a mode and a number, so
 every input of a run has its own and can be found again in the dead queue.
@@ -71,14 +73,14 @@ class FuzzInput:
     msg_type: str | None
     content_type: str | None
     headers: dict[str, Any] = field(default_factory=dict)
-    mid_mode: str = "valid"  # valid, missing, empty, long, unicode, control
+    mid_mode: str = "valid"  # valid, missing, empty, long, unicode, control, card
     kind: str = "valid"
     expect: str = "accept"  # accept, either, or a QueueReason value
 
     def message_id(self, n: int) -> str | None:
         base = f"fz-{n}"
         return {"valid": base, "missing": None, "empty": "", "long": base + "x" * 70,
-                "unicode": base + "-é", "control": base + "\x01"}[self.mid_mode]  # fmt: skip
+                "unicode": base + "-é", "control": base + "\x01", "card": f"{base}-{CARD}"}[self.mid_mode]  # fmt: skip
 
     def delivery(self, n: int) -> Delivery:
         return Delivery(self.routing_key, self.body, self.message_id(n), self.msg_type, self.content_type,
@@ -117,6 +119,9 @@ def _body(draw: st.DrawFn, entry: catalogue.Entry, hows: tuple[str, ...]) -> tup
             how,
             "INVALID_MESSAGE",
         )
+    if how == "deep":  # past the parser's bound: copying it once exhausted the stack (issue 14)
+        depth = draw(st.integers(300, 20_000))
+        return _dump(base)[:-1] + b', "nest": ' + b"[" * depth + b"]" * depth + b"}", how, "INVALID_MESSAGE"
     if how == "not_object":
         return _dump(draw(st.sampled_from([[base], 1, "text", None, True]))), how, "INVALID_MESSAGE"
     if how == "garbage":
@@ -144,6 +149,7 @@ BODY_KINDS = (
     "huge",
     "odd_unicode",
     "oversize",
+    "deep",
     "not_object",
     "garbage",
     "bad_utf8",
@@ -156,7 +162,16 @@ ENVELOPES = ("ok",) * 6 + (
     "unknown_sender",
     "other_kind",
     "unknown_type",
+    "internal_headers",
+    "card_message_id",
+    "card_type",
+    "card_routing_key",
 )
+# What the hub's own retry of another party's message carries: a party's copy is never believed.
+FORGED = {"x-death": [{"count": 1, "reason": "expired", "queue": "signhub.hub.retry.1", "exchange": "",
+                       "routing-keys": ["signhub.hub.inbound"]}],
+          "x-signhub-routing-key": "crm.GD.unsign.request", "x-signhub-user-id": "signhub.crm.GD",
+          "x-signhub-attempt": 1, "x-signhub-replay": "op", "x-signhub-seal": "0" * 64}  # fmt: skip
 
 
 @st.composite
@@ -192,12 +207,23 @@ def fuzz_input(
     elif envelope == "unknown_type":
         rk = f"{entry.kind.value}.{code}.{draw(st.sampled_from(['foo.bar', 'sign', 'sign.requestx', 'Sign.Request']))}"
         msg_type = rk.split(".", 2)[2]
-    if envelope != "ok":
+    elif envelope == "internal_headers":
+        headers |= FORGED
+    elif envelope == "card_message_id":
+        mid = "card"
+    elif envelope == "card_type":
+        msg_type = draw(st.sampled_from([CARD, f"sign.{ID_NO}"]))
+    elif envelope == "card_routing_key":
+        rk = f"{entry.kind.value}.{code}.{CARD}"
+        msg_type = CARD
+    if envelope in ("internal_headers", "card_message_id"):  # the message is what its body makes it
+        kind = f"{kind}+{envelope}"
+    elif envelope != "ok":
         kind, expect = f"{kind}+{envelope}", _envelope_reason(envelope)
     return FuzzInput(rk, body, msg_type, ct, headers, mid, kind, expect)
 
 
 def _envelope_reason(envelope: str) -> str:
     # The edge checks sender, then type, then envelope and body together: the first failure names it.
-    return {"unknown_sender": "UNKNOWN_SENDER", "other_kind": "UNAUTHORIZED_SENDER",
-            "unknown_type": "UNKNOWN_TYPE"}.get(envelope, "INVALID_MESSAGE")  # fmt: skip
+    return {"unknown_sender": "UNKNOWN_SENDER", "other_kind": "UNAUTHORIZED_SENDER", "unknown_type": "UNKNOWN_TYPE",
+            "card_routing_key": "UNKNOWN_TYPE"}.get(envelope, "INVALID_MESSAGE")  # fmt: skip

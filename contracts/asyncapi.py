@@ -19,6 +19,8 @@ from contracts.catalogue import Entry
 from contracts.common import Message, QueueReason
 from contracts.envelope import (
     CONTENT_TYPE,
+    H_BODY_KEPT,
+    H_BODY_LENGTH,
     H_CASE_ID,
     H_ERROR,
     H_EXISTING_AGREEMENT_ID,
@@ -55,7 +57,11 @@ NOTES: Final[tuple[str, ...]] = (
     "recharge_amount given and different, auto_pay true where auto_pay_allowed is false, prepaid "
     "terms for a postpaid number) is answered `REQUEST_MISMATCH`; terms it omits take the CRM's.",
     "The copies on the manual and dead queues carry `account_no` masked to its first 6 and last 4 "
-    "digits and `id_no` masked to its last 4 characters.",
+    "digits and `id_no` masked to its last 4 characters; a card or ID number in a message's "
+    "`message_id`, `type` or routing key is masked the same way there (the sender's own "
+    "`message.rejected` carries the `message_id` it gave). Of a refused body over 64 KB only the first "
+    f"4096 bytes are kept, in the store and the dead copy, whose `{H_BODY_LENGTH}` and `{H_BODY_KEPT}` "
+    "headers say so; such a message cannot be replayed.",
     "BOSS parties get `message.rejected` too: the contract's Failures rules apply to every sender.",
     "Operations are described from the hub's point of view: `receive` on the inbound exchange is "
     "what a party publishes; `send` on the outbound exchange is what a party consumes from its queue.",
@@ -74,7 +80,9 @@ NOTES: Final[tuple[str, ...]] = (
     "Flow 3: a refusal's `reason` starts `line N:`; besides the header, count, trailer, checksum and "
     "records, a file is refused for a key (`bank_agreement_no` / `agreement_id`) twice, a CR, an empty "
     "line, no LF after the trailer, a header whose sender, date or scope differs from the announcement, "
-    "or no such file in the party's inbound folder. A REJECTED `recon.result` has every class at 0.",
+    "or no such file in the party's inbound folder (the file, and the folder, must not be a symbolic "
+    "link, and the file must be a regular file). The reason names the line and the field, never a value "
+    "or the file's checksum. A REJECTED `recon.result` has every class at 0.",
     "Flow 3: one class per record (`STATUS_MISMATCH` before `TERMS_MISMATCH`); terms are user_type, "
     "threshold, amount and auto_pay (an empty auto_pay is N); for a CRM also phone and bank_code.",
     "Flow 3, bank corrections: `MISSING_AT_HUB` records the bank's agreement (province from the segment "
@@ -407,13 +415,19 @@ def _copy_message(name: str, summary: str, *, with_case: bool) -> JSONObject:
         headers[H_EXISTING_AGREEMENT_ID] = {**text, "description": "the ACTIVE agreement it collides with"}
         headers[H_SOURCE] = {**text, "description": "RECONCILIATION when a reconciliation opened the case"}
         required += [H_CASE_ID, H_EXISTING_AGREEMENT_ID]
+    else:
+        count = {"type": "integer", "minimum": 0}
+        headers[H_BODY_LENGTH] = {**count, "description": "set when the body was cut: its length in bytes"}
+        headers[H_BODY_KEPT] = {**count, "description": "set when the body was cut: the bytes kept, from its start"}
     return {
         "name": name,
         "title": name,
         "summary": summary,
         "description": (
             "Keeps the original message_id, type and body, with account_no masked to its first 6 and "
-            "last 4 digits and id_no to its last 4 characters. The store keeps the original."
+            "last 4 digits and id_no to its last 4 characters, and any card or ID number in the "
+            "message_id, type or routing key masked. Of a body over the size limit only the first "
+            "4096 bytes are kept. The store keeps the original (as far as it was kept)."
         ),
         "headers": {"type": "object", "properties": headers, "required": required},
         "payload": {"description": "the original body as received (a refused one may not be JSON)"},

@@ -21,6 +21,10 @@ H_CASE_ID = "x-signhub-case-id"
 H_EXISTING_AGREEMENT_ID = "x-signhub-existing-agreement-id"
 H_SOURCE = "x-signhub-source"
 H_REPLAY = "x-signhub-replay"
+H_SEAL = "x-signhub-seal"  # the hub's HMAC over what it says to itself (hub.messaging.seal)
+# On a dead copy of an oversize message, only a prefix is kept: these say how much of how much.
+H_BODY_LENGTH = "x-signhub-body-length"
+H_BODY_KEPT = "x-signhub-body-kept"
 
 _MESSAGE_ID = re.compile(r"^[\x20-\x7e]{1,64}$")
 

@@ -18,16 +18,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import uvicorn
 from aio_pika.abc import AbstractRobustConnection
+from cryptography.fernet import Fernet
 from faststream.rabbit import RabbitBroker
 
 from contracts.topology import Names
-from hub.console.agreements_api import agreements_router
+from hub.broker_connection import connect_broker, rabbit_broker
 from hub.console.mount import mount_console
 from hub.consumers.inbound import GroupCommitter, register_consumers
-from hub.faults import Faults
+from hub.faults import arm as arm_faults
 from hub.flows.common import NewId, Timing
 from hub.flows.modifying import Bounds
 from hub.http import build_app
@@ -35,6 +35,7 @@ from hub.liveness import EXIT_CODE, Part, Watch
 from hub.messaging.intake import Intake
 from hub.messaging.outbox_relay import OutboxRelay
 from hub.messaging.retry import RetryScheduler
+from hub.messaging.seal import load_seal
 from hub.messaging.topology import HubNames, declare_topology
 from hub.parties import Registry
 from hub.protection import DataProtector, load_or_create_key
@@ -122,6 +123,8 @@ class Hub:
             if task.get_name() != "http":
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self.entry is not None:
+            await self.entry.notices.close()  # notices still being passed on to web halls
         if self.committer is not None:
             await self.committer.close()
         await self.broker.stop()
@@ -139,7 +142,7 @@ class Hub:
             parts.append(Part("inbound consumer", self.committer.check, self.committer.reconsume))
         parts.append(poison_consumer_part(self.connection, self.hub_names.poison_queue,
                                           lambda: self.broker.ping(timeout=2.0)))  # fmt: skip
-        parts += [Part("outbox relay", self.relay.check), tasks_part(self.tasks)]
+        parts += [Part("outbox relay", self.relay.check, self.relay.repair), tasks_part(self.tasks)]
         return parts
 
     async def health(self) -> dict[str, Any]:
@@ -149,21 +152,28 @@ class Hub:
 
 
 def _key_file(settings: Settings) -> Path:
-    if settings.store_is_postgres or settings.store == ":memory:":
-        return Path(".signhub.key")  # several processes share the store: they must share SIGNHUB_DATA_KEY
-    return Path(settings.store).with_suffix(".key")
+    """Where a data key generated for want of SIGNHUB_DATA_KEY is kept: beside the SQLite store,
+    never at a path relative to wherever the process happens to start."""
+    if settings.store_is_postgres:
+        # Several processes share the store: a key file of each would encrypt under different keys.
+        raise SettingsError("SIGNHUB_DATA_KEY: required with a PostgreSQL store (every hub process "
+                            "sharing it needs the same key); none is generated")  # fmt: skip
+    return Path(settings.store).resolve().with_suffix(".key")
 
 
 async def build_protector(settings: Settings, store: Store) -> DataProtector:
     """The data keys from settings (or a generated key file), and the hub's fingerprint secret,
     kept encrypted in the store so fingerprints survive a rotation of the data keys."""
     configured = settings.data_key.get_secret_value() if settings.data_key else None
+    if configured is None and settings.store == ":memory:":
+        configured = Fernet.generate_key().decode()  # the store lasts as long as the process: so does its key
+    key_file = _key_file(settings) if configured is None else Path(os.devnull)  # not read with a key given
     try:
-        keys, created = load_or_create_key(configured, _key_file(settings))
+        keys, created = load_or_create_key(configured, key_file)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     if created:
-        log.warning("SIGNHUB_DATA_KEY is not set: generated a data key in %s", _key_file(settings))
+        log.warning("SIGNHUB_DATA_KEY is not set: generated a data key in %s", key_file)
     bootstrap = DataProtector(keys)
     token = await store.put_meta_if_absent("fingerprint_key", bootstrap.encrypt(os.urandom(32)))
     return DataProtector(keys, fingerprint_key=bootstrap.decrypt(token))
@@ -176,9 +186,13 @@ def web_config(settings: Settings) -> WebConfig:
         for name, key in settings.web_hall_keys.items()
     )
     public = settings.public_url or f"http://{settings.http_host}:{settings.http_port}"
+    bank_keys = {bank: key.get_secret_value().encode() for bank, key in settings.bank_notice_keys.items()}
+    for bank in sorted(set(settings.web_notice_via_hub) - set(bank_keys)):
+        log.warning("bank %s notifies through the hub but has no key in SIGNHUB_BANK_NOTICE_KEYS: its notices "
+                    "are refused", bank)  # fmt: skip
     return WebConfig(halls, dict(settings.bank_pages), frozenset(settings.web_notice_via_hub),
                      timedelta(seconds=settings.session_window_s), timedelta(seconds=settings.web_token_ttl_s),
-                     public)  # fmt: skip
+                     public, bank_keys)  # fmt: skip
 
 
 async def build_signing_entry(settings: Settings, store: Store, deps: Deps) -> SigningEntry:
@@ -218,17 +232,17 @@ async def build_hub(
     bounds = Bounds(settings.recharge_threshold_max_fen, settings.recharge_amount_min_fen,
                     settings.recharge_amount_max_fen)  # fmt: skip
     deps = Deps(names, registry, segments, await build_protector(settings, store), timing, ids, clock, bounds)
-    url = settings.amqp_url.get_secret_value()
-    connection = await aio_pika.connect_robust(url, reconnect_interval=settings.broker_reconnect_s)
+    connection = await connect_broker(settings)
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     await declare_topology(channel, hub_names, registry.parties(), settings.retry_delays_s)
-    faults = Faults(settings.fault_crash_at)
+    faults = arm_faults(settings.fault_crash_at)
     relay = OutboxRelay(store, channel, names, clock, faults)
-    retry = RetryScheduler(channel, hub_names, settings.retry_delays_s)
+    seal = await load_seal(store, deps.protector)  # what the hub says to itself on a retry or replay
+    retry = RetryScheduler(channel, hub_names, settings.retry_delays_s, seal)
     intake = Intake(store, deps, retry, relay, faults, require_user_id=settings.require_user_id)
     timers = CrmTimers(store, deps, relay.wake, poll_s=min(0.5, settings.crm_timeout_s / 5))
-    broker = RabbitBroker(url, logger=None, reconnect_interval=settings.broker_reconnect_s)
-    committer = register_consumers(broker, hub_names, intake, settings.prefetch)
+    broker = rabbit_broker(settings)
+    committer = register_consumers(broker, hub_names, intake, settings.prefetch, seal)
     hub = Hub(settings, store, deps, intake, relay, timers, broker, connection, hub_names, committer=committer)
     hub.entry = await build_signing_entry(settings, store, deps)
     hub.sweeper = SessionSweeper(store, deps, poll_s=min(5.0, settings.session_window_s / 10))
@@ -239,8 +253,7 @@ async def build_hub(
     hub.housekeeper = Housekeeper(store, deps.protector, clock, timedelta(days=settings.retention_days),
                                   timedelta(seconds=settings.housekeeping_every_s))  # fmt: skip
     if with_http:
-        app = build_app(hub.health, settings.prefix)
-        app.include_router(agreements_router(store, clock))
+        app = build_app(hub.health, settings.prefix, max_body=settings.http_max_body)
         app.include_router(signing_router(hub.entry))
         mount_console(app, settings, store, deps, hub_names, connection, hub.watch)
         config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning",

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from hub.bootstrap import Hub, build_hub
+from hub.broker_connection import url_with_tls_files
 from hub.demo_recon import reconcile_in_demo
 from hub.messaging.topology import delete_topology
 from hub.segments import SegmentTable
@@ -47,10 +48,11 @@ def demo_settings(settings: Settings, workdir: Path) -> Settings:
 
 
 def _web_settings() -> dict[str, Any]:
-    """Flow 1's sites on free local ports, with a web hall key made for this run."""
+    """Flow 1's sites on free local ports, with a web hall key and bank notice keys made for this run."""
     hub, hall, bank, crm = (free_port() for _ in range(4))
     return {"http_host": "127.0.0.1", "http_port": hub, "public_url": None,
             "web_hall_keys": {"web": SecretStr(secrets.token_urlsafe(24))},
+            "bank_notice_keys": {code: SecretStr(secrets.token_urlsafe(24)) for code in DEMO_BANKS},
             "web_hall_urls": {"web": f"http://127.0.0.1:{hall}"},
             "bank_pages": {"*": f"http://127.0.0.1:{bank}/bank/{{bank}}/sign"},
             "sim_crm_api_url": f"http://127.0.0.1:{crm}"}  # fmt: skip
@@ -106,7 +108,7 @@ async def run_demo(
             await sims.close()
     finally:
         await hub.stop()
-        await delete_topology(s.amqp_url.get_secret_value(), hub.hub_names, hub.registry.parties(),
+        await delete_topology(url_with_tls_files(s), hub.hub_names, hub.registry.parties(),
                               len(s.retry_delays_s))  # fmt: skip
 
 
@@ -145,7 +147,7 @@ async def _simulators(s: Settings, world: object, p: Plan, workdir: Path) -> Sim
     bank_knobs[DEMO_BANKS[-1]] = BankKnobs(fail_after_approval=frozenset({p.fails.phone}))
     crm_knobs = {p.silent.province: CrmKnobs(silent=frozenset({p.silent.phone}))}
     return await start_simulators(
-        s.amqp_url.get_secret_value(), s.prefix, world, DEMO_BANKS, DEMO_PROVINCES,  # type: ignore[arg-type]
+        url_with_tls_files(s), s.prefix, world, DEMO_BANKS, DEMO_PROVINCES,  # type: ignore[arg-type]
         workdir / "sms", bank_knobs=bank_knobs, crm_knobs=crm_knobs, files=Path(s.files),
     )  # fmt: skip
 

@@ -26,8 +26,8 @@ class JsonFormatter(logging.Formatter):
         }
         for key in _CONTEXT_KEYS:
             value = getattr(record, key, None)
-            if value is not None:
-                entry[key] = value
+            if value is not None:  # ids a party chose (a message_id, a routing key) are masked too
+                entry[key] = mask_digits_in_text(value) if isinstance(value, str) else value
         if record.exc_info:
             entry["exc"] = mask_digits_in_text(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)

@@ -6,13 +6,15 @@ is read from the store and the broker when `/metrics` is scraped (`hub.console.h
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+from contracts import catalogue
 
 MESSAGES_IN = Counter("signhub_messages_in_total", "messages taken from the hub's queue", ["type", "party"])
 MESSAGES_OUT = Counter("signhub_messages_out_total", "messages the relay published", ["type", "party"])
@@ -23,8 +25,19 @@ RETRIES = Counter("signhub_retries_total", "transient failures scheduled for a r
 LATENCY = Histogram("signhub_processing_seconds", "time from delivery to settled, per message type", ["type"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))  # fmt: skip
 
-R = TypeVar("R")
-S = TypeVar("S")
+FAULT_INJECTION = Gauge("signhub_fault_injection_armed",
+                        "1 while a fault-injection point that kills the process is armed (crash tests only)",
+                        ["point"])  # fmt: skip
+# Labels of what parties send are the hub's words, never theirs: a party's string could carry a
+# card number, and each made-up type or code would be a new series.
+OTHER_TYPE = "other"
+UNKNOWN_PARTY = "unknown"
+_armed: list[str] = []  # the fault point armed in this process, for /readyz
+
+
+def type_label(msg_type: str | None) -> str:
+    """A type of the inbound catalogue, else "other"."""
+    return msg_type if msg_type in catalogue.INBOUND_TYPES else OTHER_TYPE
 
 
 def _party(routing_key: str) -> str:
@@ -32,24 +45,32 @@ def _party(routing_key: str) -> str:
     return f"{kind}.{code}" if kind in ("bank", "crm", "boss") else "unknown"
 
 
-def observe_batch(take: Callable[[S, list[Any]], Awaitable[R]]) -> Callable[[S, list[Any]], Awaitable[R]]:
-    """Wraps `Intake.take_batch`: counts each delivery in by type and sender, and times it from
-    the start of its group to the group's settling."""
+@contextmanager
+def observe_batch(labels: list[tuple[str, str]]) -> Iterator[None]:
+    """Around `Intake.take_batch`: counts each delivery in by its (type, party) labels (see
+    `type_label`; the intake knows the registered parties), and times it from the start of its
+    group to the group's settling."""
+    started = time.perf_counter()
+    for msg_type, party in labels:
+        MESSAGES_IN.labels(msg_type, party).inc()
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - started
+        for msg_type, _ in labels:
+            LATENCY.labels(msg_type).observe(elapsed)
 
-    @functools.wraps(take)
-    async def timed(self: S, batch: list[Any]) -> R:
-        started = time.perf_counter()
-        types = [str(getattr(d, "msg_type", None) or "none")[:40] for d in batch]
-        for d, msg_type in zip(batch, types, strict=True):
-            MESSAGES_IN.labels(msg_type, _party(str(getattr(d, "routing_key", "")))).inc()
-        try:
-            return await take(self, batch)
-        finally:
-            elapsed = time.perf_counter() - started
-            for msg_type in types:
-                LATENCY.labels(msg_type).observe(elapsed)
 
-    return timed
+def fault_injection_armed(point: str | None) -> None:
+    """Shows the armed fault point (None: none any more) on /metrics and /readyz."""
+    FAULT_INJECTION.clear()
+    _armed[:] = [point] if point else []
+    if point:
+        FAULT_INJECTION.labels(point).set(1)
+
+
+def armed_fault_point() -> str | None:
+    return _armed[0] if _armed else None
 
 
 def intake_event(key: str) -> None:
@@ -65,8 +86,10 @@ def published(rows: Sequence[Any], results: Sequence[object]) -> None:
     for row, result in zip(rows, results, strict=True):
         if result is not None:
             continue
-        party = _party(row.routing_key) if row.target == "party" else row.target
-        MESSAGES_OUT.labels(row.type, party).inc()
+        if row.target != "party":  # a manual or dead copy: the type (and body) are a party's
+            MESSAGES_OUT.labels(type_label(row.type), row.target).inc()
+            continue
+        MESSAGES_OUT.labels(row.type, _party(row.routing_key)).inc()
         if row.type.endswith((".result", ".response")) or row.type == "message.rejected":
             _outcome(row.type, row.body)
 

@@ -53,6 +53,7 @@ class SigningSession:
     bank_agreement_no: str | None = None
     confirm_message_id: str | None = None
     confirm_fingerprint: str | None = None
+    notice: str | None = None  # the result of the bank's notice, once the hub took it (to pass on)
 
     @property
     def key(self) -> str:

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIGNHUB_", extra="ignore", frozen=True)
 
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    # TLS to the broker (amqps:// only): the CA that signed the broker's certificate (the system's
+    # CAs when unset) and the hub's client certificate and key (PEM), for a broker that asks for one.
+    amqp_ca: Path | None = None
+    amqp_cert: Path | None = None
+    amqp_key: Path | None = Field(default=None, validate_default=True)  # unset is checked too: cert needs it
     prefix: str = Field(default="signhub", pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
     store: str = "./signhub.db"
     segments: Path | None = None
@@ -54,6 +59,7 @@ class Settings(BaseSettings):
     data_key: SecretStr | None = None
     http_port: int = Field(default=8080, ge=0, le=65535)
     http_host: str = "127.0.0.1"
+    http_max_body: int = Field(default=1 << 20, ge=1024, le=1 << 30)  # bytes of a request body (413 past it)
     banks: Annotated[list[str], NoDecode] = list(BANKS)
     provinces: Annotated[list[str], NoDecode] = list(PROVINCES)
     approval_window_s: float = Field(default=24 * 3600, gt=0)
@@ -69,6 +75,8 @@ class Settings(BaseSettings):
     web_hall_urls: Annotated[dict[str, str], NoDecode] = {"web": "http://127.0.0.1:8090"}
     bank_pages: Annotated[dict[str, str], NoDecode] = {"*": "http://127.0.0.1:8091/bank/{bank}/sign"}
     web_notice_via_hub: Annotated[list[str], NoDecode] = ["CCB"]
+    # Keys of the banks that notify through the hub (BANK=secret): a notice is taken only with one.
+    bank_notice_keys: Annotated[dict[str, SecretStr], NoDecode] = {}
     session_window_s: float = Field(default=1800, gt=0, le=86_400)
     web_token_ttl_s: float = Field(default=300, gt=0, le=3600)
     public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+$")
@@ -82,13 +90,19 @@ class Settings(BaseSettings):
     # The operations console: how long an operator's session lasts, how fast a group action goes.
     ops_session_ttl_s: float = Field(default=8 * 3600, gt=0, le=7 * 86_400)
     ops_group_rate: float = Field(default=5.0, gt=0, le=1000)
+    # Its sign-in throttle: failed sign-ins a name, and an address, may have within the window.
+    ops_login_failures_per_name: int = Field(default=5, ge=1, le=1000)
+    ops_login_failures_per_address: int = Field(default=20, ge=1, le=100_000)
+    ops_login_window_s: float = Field(default=900.0, gt=0, le=86_400)
     # Broker trouble (hub.liveness): how soon a lost connection is tried again, how often every
     # part is checked by doing, and how long the process stays up not ready before it exits
     # non-zero for its supervisor to restart it.
     broker_reconnect_s: float = Field(default=1.0, gt=0, le=60)
     watch_every_s: float = Field(default=2.0, gt=0, le=60)
     unready_exit_s: float = Field(default=120.0, gt=0, le=86_400)
-    # Fault injection for the crash tests: "after_commit:<type>" or "after_publish:<type>".
+    # Fault injection for the crash tests: "after_commit:<type>" or "after_publish:<type>". It lets
+    # any party kill the hub, so it needs the second, explicit switch (checked below).
+    allow_fault_injection: bool = False
     fault_crash_at: str | None = Field(default=None, pattern=r"^(after_commit|after_publish):[a-z.]+$")
 
     @field_validator("retry_delays_s", mode="before")
@@ -115,14 +129,17 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown province codes {unknown}")
         return value
 
-    @field_validator("web_hall_keys", "web_hall_urls", "bank_pages", mode="before")
+    @field_validator("web_hall_keys", "web_hall_urls", "bank_pages", "bank_notice_keys", mode="before")
     @classmethod
     def _pairs(cls, value: Any, info: ValidationInfo) -> Any:
         pairs = _pairs(value)
+        keys = info.field_name in ("web_hall_keys", "bank_notice_keys")
         for name, item in pairs.items():
             if info.field_name == "web_hall_keys" and len(item) < 16:
                 raise ValueError(f"the key of web hall {name!r} is shorter than 16 characters")
-            if info.field_name != "web_hall_keys" and not re.fullmatch(r"https?://\S+", item):
+            if info.field_name == "bank_notice_keys" and (len(item) < 16 or not re.fullmatch(r"[A-Z0-9]{2,16}", name)):
+                raise ValueError(f"{name!r}: needs BANK=key, a bank code and a key of 16 or more characters")
+            if not keys and not re.fullmatch(r"https?://\S+", item):
                 raise ValueError(f"{name}: {item!r} is not an http(s) URL")
         return pairs
 
@@ -130,6 +147,34 @@ class Settings(BaseSettings):
     @classmethod
     def _bank_list(cls, value: Any) -> Any:
         return _csv(value)
+
+    @field_validator("amqp_ca", "amqp_cert", "amqp_key")
+    @classmethod
+    def _tls_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        url = info.data.get("amqp_url")
+        if url is not None and not url.get_secret_value().lower().startswith("amqps://"):
+            raise ValueError("is only used with an amqps:// SIGNHUB_AMQP_URL")
+        if not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("amqp_key")
+    @classmethod
+    def _cert_with_key(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        # Skipped when SIGNHUB_AMQP_CERT itself is wrong: its own error says so.
+        if "amqp_cert" in info.data and (info.data["amqp_cert"] is None) != (value is None):
+            raise ValueError("SIGNHUB_AMQP_CERT and SIGNHUB_AMQP_KEY come together: give both or neither")
+        return value
+
+    @field_validator("fault_crash_at")
+    @classmethod
+    def _fault_switch(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not info.data.get("allow_fault_injection"):
+            raise ValueError("arms fault injection, which lets any party kill the hub: it also needs "
+                             "SIGNHUB_ALLOW_FAULT_INJECTION=true (crash tests only)")  # fmt: skip
+        return value
 
     @field_validator("store")
     @classmethod
@@ -144,7 +189,7 @@ class Settings(BaseSettings):
 
 
 # A bad value of these is named by its key only: the value is a secret.
-_SECRET_KEYS = frozenset({"SIGNHUB_WEB_HALL_KEYS"})
+_SECRET_KEYS = frozenset({"SIGNHUB_WEB_HALL_KEYS", "SIGNHUB_BANK_NOTICE_KEYS"})
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -25,6 +25,9 @@ _LABELS = {
     "agreement.unsign": "agreement cancelled",
     "agreement.modify": "terms modified",
     "agreement.reconciled": "corrected by reconciliation: the bank's data wins",
+    "notice.taken": "the bank's notice to the web hall taken by the hub",
+    "notice.relayed": "the bank's notice passed on to the web hall",
+    "notice.undelivered": "the web hall did not take the bank's notice within the session's window",
 }
 PUBLIC_COLUMNS = (
     "agreement_id", "version", "status", "phone", "province", "bank", "bank_agreement_no", "account_last4",
@@ -57,12 +60,23 @@ def outstanding(agreement: dict[str, Any], entries: list[dict[str, Any]], cases:
     if last_change and not any(e["event"] == "boss.synced" and e["at"] >= last_change for e in entries):
         owed.append(f"boss.{agreement['province']} has not confirmed version {agreement['version']} "
                     f"for {_minutes(last_change, now)} minutes")  # fmt: skip
+    owed += _notice_owed(entries)
     for case in cases:
         if case["state"] == "OPEN":
             owed.append(
                 f"case {case['case_id']} has waited for an operator for {_minutes(case['opened_at'], now)} minutes"
             )
     return owed
+
+
+def _notice_owed(entries: list[dict[str, Any]]) -> list[str]:
+    """A bank's notice the hub is still passing on to the web hall (flow 1, `NoticeRelay`)."""
+    tries = [e for e in entries if e["event"] == "notice.relayed"]
+    if not tries or any(e["detail"].get("delivered") for e in tries):
+        return []
+    if any(e["event"] == "notice.undelivered" for e in entries):
+        return []
+    return [f"the web hall has not taken the bank's notice yet ({len(tries)} attempts so far)"]
 
 
 def build(agreement: dict[str, Any], events: list[dict[str, Any]], history: list[dict[str, Any]],

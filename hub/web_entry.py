@@ -1,7 +1,8 @@
 """HTTP: the hub's signing entry for flow 1 (thin handlers over `SigningEntry`).
 
-Web halls authenticate with `Authorization: Bearer <key>` (SIGNHUB_WEB_HALL_KEYS). A browser that
-arrives with a bad link gets a page that says why, in Chinese, as the subscriber reads it.
+Web halls authenticate with `Authorization: Bearer <key>` (SIGNHUB_WEB_HALL_KEYS), and so do the
+banks that notify through the hub (SIGNHUB_BANK_NOTICE_KEYS). A browser that arrives with a bad
+link gets a page that says why, in Chinese, as the subscriber reads it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from hub.services.signing_entry import SigningEntry, WebHall
 
 M = TypeVar("M", bound=BaseModel)
 
-_STATUS = {"ALREADY_SIGNED": 409, "UNKNOWN_SESSION": 404, "USED": 410, "EXPIRED": 410, "HALL_UNREACHABLE": 502,
-           "WRONG_BANK": 403, "TAMPERED": 400, "WRONG_PURPOSE": 400}  # fmt: skip
+_STATUS = {"ALREADY_SIGNED": 409, "UNKNOWN_SESSION": 404, "USED": 410, "EXPIRED": 410, "NOTICE_TAKEN": 409,
+           "WRONG_BANK": 403, "NOT_VIA_HUB": 403, "TAMPERED": 400, "WRONG_PURPOSE": 400}  # fmt: skip
 _PAGE_TEXT = {
     "TAMPERED": "链接无效：签名校验失败，链接可能已被篡改。",
     "WRONG_PURPOSE": "链接无效：这不是签约入口链接。",
@@ -51,12 +52,25 @@ def _page(refusal: Refusal) -> HTMLResponse:
     return HTMLResponse(body, status_code=_STATUS.get(refusal.code, 400))
 
 
-def _hall(entry: SigningEntry, request: Request) -> WebHall | JSONResponse:
+def _bearer(request: Request) -> str | None:
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secret:
+    return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
+
+
+def _hall(entry: SigningEntry, request: Request) -> WebHall | JSONResponse:
+    secret = _bearer(request)
+    if secret is None:
         return _unauthorized("a web hall key is required: Authorization: Bearer <key>")
-    hall = entry.config.hall_with_key(secret.strip())
+    hall = entry.config.hall_with_key(secret)
     return hall if hall is not None else _unauthorized("the key is not one of this hub's web hall keys")
+
+
+def _bank(entry: SigningEntry, request: Request) -> str | JSONResponse:
+    secret = _bearer(request)
+    if secret is None:
+        return _unauthorized("a bank's notice key is required: Authorization: Bearer <key>")
+    bank = entry.config.bank_with_key(secret)
+    return bank if bank is not None else _unauthorized("the key is not one of this hub's bank notice keys")
 
 
 async def _body(request: Request, model: type[M]) -> M | JSONResponse:
@@ -104,10 +118,13 @@ def signing_router(entry: SigningEntry) -> APIRouter:
 
     @router.post("/web/bank-notices", status_code=202)
     async def bank_notice(request: Request) -> Response:
+        bank = _bank(entry, request)
+        if isinstance(bank, JSONResponse):
+            return bank
         notice = await _body(request, SigningNotice)
         if isinstance(notice, JSONResponse):
             return notice
-        refused = await entry.relay(notice)
+        refused = await entry.take_notice(bank, notice)
         return _error(refused) if refused is not None else JSONResponse({"accepted": True}, 202)
 
     return router

@@ -3,8 +3,8 @@
 The hub sends the browser here with a token; the page redeems it at the hub (once) to learn the
 number and the CRM's terms, asks for card number, holder name and ID number, checks them as a
 bank would, and then either publishes `sign.failed` or signs: `sign.confirmed` naming the
-session, a notice to the web hall (or to the hub, for banks that notify through it), and the
-browser back to the web hall. Card and ID numbers stay at the bank.
+session, a notice to the web hall (or to the hub, for banks that notify through it, with the
+bank's notice key), and the browser back to the web hall. Card and ID numbers stay at the bank.
 """
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ def _terms_text(s: BankSession) -> str:
 
 
 class BankPages:
-    def __init__(self, banks: Mapping[str, BankSimulator], hub_url: str) -> None:
+    def __init__(self, banks: Mapping[str, BankSimulator], hub_url: str, keys: Mapping[str, str] | None = None) -> None:
         self.banks = banks
         self.hub_url = hub_url
+        self.keys = dict(keys or {})  # bank -> its key for notices to the hub (SIGNHUB_BANK_NOTICE_KEYS)
         self.forms: dict[str, BankSession] = {}
         self.notices_sent: list[tuple[str, SigningNotice, bool]] = []
 
@@ -61,10 +62,14 @@ class BankPages:
         """The bank tells the web hall (or the hub, which passes it on): best effort, logged."""
         if session.notice_url is None:
             return
+        headers = {"Content-Type": "application/json"}
+        key = self.keys.get(notice.bank)
+        if key is not None and session.notice_url == f"{self.hub_url}/web/bank-notices":  # the key is the hub's alone
+            headers["Authorization"] = f"Bearer {key}"
         try:
             async with httpx.AsyncClient(timeout=10.0) as client:
                 answer = await client.post(session.notice_url, content=notice.model_dump_json(exclude_none=True),
-                                           headers={"Content-Type": "application/json"})  # fmt: skip
+                                           headers=headers)  # fmt: skip
             delivered = answer.is_success
         except httpx.HTTPError:
             delivered = False

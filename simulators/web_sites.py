@@ -36,6 +36,8 @@ class WebSettings(Protocol):
     @property
     def web_hall_urls(self) -> Mapping[str, str]: ...
     @property
+    def bank_notice_keys(self) -> Mapping[str, SecretStr]: ...
+    @property
     def bank_pages(self) -> Mapping[str, str]: ...
     @property
     def public_url(self) -> str | None: ...
@@ -59,6 +61,7 @@ class Addresses:
     hall: HallConfig | None
     bank_site: str  # scheme://host:port serving /bank/<code>/sign
     crm_api: str
+    bank_keys: Mapping[str, str] = field(default_factory=dict)  # bank -> key of its notices to the hub
 
 
 def addresses(settings: WebSettings, banks: tuple[str, ...]) -> Addresses:
@@ -71,7 +74,8 @@ def addresses(settings: WebSettings, banks: tuple[str, ...]) -> Addresses:
                             settings.sim_crm_api_url, banks)  # fmt: skip
     page = settings.bank_pages.get("*") or next(iter(settings.bank_pages.values()))
     parts = urlsplit(page)
-    return Addresses(hub, config, f"{parts.scheme}://{parts.netloc}", settings.sim_crm_api_url)
+    bank_keys = {bank: key.get_secret_value() for bank, key in settings.bank_notice_keys.items()}
+    return Addresses(hub, config, f"{parts.scheme}://{parts.netloc}", settings.sim_crm_api_url, bank_keys)
 
 
 @dataclass(slots=True)
@@ -107,7 +111,7 @@ async def _serve(sites: WebSites, app: FastAPI, url: str) -> None:
 async def serve_web_sites(sims: Simulators, addr: Addresses, segments: SegmentLookup) -> WebSites:
     """Starts the three sites; the web hall only when a web hall has both a key and an address."""
     hall = WebHall(addr.hall, segments) if addr.hall is not None else None
-    sites = WebSites(addr, hall, BankPages(sims.banks, addr.hub))
+    sites = WebSites(addr, hall, BankPages(sims.banks, addr.hub, addr.bank_keys))
     try:
         await _serve(sites, bank_pages_app(sites.bank_pages), addr.bank_site)
         await _serve(sites, crm_api(sims.crms), addr.crm_api)

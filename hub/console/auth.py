@@ -6,9 +6,13 @@ token for the API); the store keeps only its SHA-256, so a copy of the store ope
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
+import hmac
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -23,6 +27,8 @@ from hub.store.unit_of_work import Store
 _HASHER = PasswordHasher()
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD = 10
+# An argon2 check takes about 100 ms and 64 MiB: two at a time at most, off the event loop.
+_CHECKS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="password-check")
 
 
 class Role(StrEnum):
@@ -69,8 +75,32 @@ def password_matches(stored_hash: str, password: str) -> bool:
         return False
 
 
+@functools.cache
+def _dummy_hash() -> str:
+    return _HASHER.hash(secrets.token_urlsafe(16))
+
+
+def _checked(stored_hash: str | None, password: str) -> bool:
+    # Without a stored hash, a dummy one is checked all the same: an unknown name takes as long
+    # to refuse as a wrong password, so the time of an answer tells no names.
+    matches = password_matches(stored_hash or _dummy_hash(), password)
+    return matches and stored_hash is not None
+
+
+async def _password_checked(stored_hash: str | None, password: str) -> bool:
+    return await asyncio.get_running_loop().run_in_executor(_CHECKS, _checked, stored_hash, password)
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def form_token(secret: str) -> str:
+    """The CSRF token of the console's forms, derived from the cookie they go with (the session,
+    or before signing in the sign-in form's own cookie): another site can neither read the
+    cookie nor compute the token. (A page on another port of the same host could set the sign-in
+    form's cookie itself: the pages' origin check stops that one.)"""
+    return hmac.new(b"signhub.ops.form", secret.encode(), hashlib.sha256).hexdigest()
 
 
 async def create_operator(
@@ -95,7 +125,8 @@ async def sign_in(store: Store, name: str, password: str, *, now: datetime, ttl:
     """A new session token for a right name and password; AuthRefused otherwise (same message for
     an unknown name and a wrong password)."""
     rows = await store.query("SELECT password_hash, disabled FROM operators WHERE name=?", (name,))
-    if not rows or rows[0]["disabled"] or not password_matches(rows[0]["password_hash"], password):
+    matches = await _password_checked(rows[0]["password_hash"] if rows else None, password)
+    if not rows or rows[0]["disabled"] or not matches:
         raise AuthRefused("wrong name or password")
     token = secrets.token_urlsafe(32)
     async with store.unit_of_work() as uow:

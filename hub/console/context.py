@@ -1,5 +1,6 @@
 """What every console action gets: the store, the hub's tools, the broker, and the console's rules
-(session lifetime, group-action rate); and how a copy is taken out of the manual or dead queue.
+(session lifetime, group-action rate, sign-in throttle); and how a copy is taken out of the manual
+or dead queue.
 
 The hub never consumes `<prefix>.manual` and `<prefix>.dead` itself (CONTRACT.md): when an
 operator resolves a case or replays or discards a message, the console removes that one copy by
@@ -18,6 +19,7 @@ from datetime import timedelta
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
+from hub.console.login_guard import LoginGuard
 from hub.messaging.topology import HubNames
 from hub.services.context import Deps
 from hub.store.rows import ts
@@ -38,6 +40,8 @@ class Console:
     session_ttl: timedelta = timedelta(hours=8)
     group_rate: float = 5.0  # messages per second when acting on a whole group
     group_limit: int = 200  # messages per group action
+    login_guard: LoginGuard = field(default_factory=LoginGuard)
+    public_url: str | None = None  # the hub's address as browsers reach it (SIGNHUB_PUBLIC_URL)
     _channel: AbstractChannel | None = None
     _drain: asyncio.Lock = field(default_factory=asyncio.Lock)
 

@@ -18,6 +18,7 @@ from contracts.asyncapi import build_document
 from hub.console.context import Console
 from hub.console.contract_page import render_contract
 from hub.liveness import Watch
+from hub.metrics import armed_fault_point
 
 
 async def queue_depths(console: Console, retries: int) -> dict[str, int | None]:
@@ -69,6 +70,8 @@ async def readiness(watch: Watch) -> dict[str, Any]:
     report: dict[str, Any] = {"broker": states.get("broker") is None, "store": states.get("store") is None}
     report["parts"] = {name: reason or "ok" for name, reason in states.items()}
     report["status"] = "ready" if not any(states.values()) else "not ready"
+    if (point := armed_fault_point()) is not None:
+        report["fault_injection"] = point  # any party can kill this hub (hub.faults): say so
     return report
 
 

@@ -1,7 +1,8 @@
 """The operations console as an HTTP API (`/api/ops/...`, described in the hub's OpenAPI document).
 
-Every call names its operator by a session token (`Authorization: Bearer`, or the console's
-cookie) and is checked against the role it needs; the action functions check again.
+Every call names its operator by a session token in `Authorization: Bearer`, and never by the
+pages' cookie: a browser attaches a cookie to whatever another page makes it send, a header it
+does not. Each call is checked against the role it needs; the action functions check again.
 """
 
 from __future__ import annotations
@@ -9,17 +10,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from hub.console import approvals, audit, cases, dead_letters
-from hub.console.auth import AuthRefused, Operator, Role, create_operator, operator_of, sign_in, sign_out
+from hub.console.auth import AuthRefused, Operator, Role, create_operator, operator_of, sign_out
 from hub.console.context import Console
+from hub.console.signing_in import SignInThrottled, attempt_sign_in
 from hub.flows.duplicates import Resolution
 from hub.services.operations import OperationRefused
-
-COOKIE = "signhub_ops"
 
 
 class SignIn(BaseModel):
@@ -54,11 +54,13 @@ class Edit(BaseModel):
     reason: str = ""
 
 
-def token_of(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
-    return request.cookies.get(COOKIE)
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 def _needs_reason(text: str) -> str:
@@ -81,7 +83,7 @@ async def run(action: Awaitable[Any]) -> Any:
 
 def role_checker(console: Console, needed: Role) -> Callable[[Request], Awaitable[Operator]]:
     async def check(request: Request) -> Operator:
-        op = await operator_of(console.store, token_of(request), now=console.deps.clock())
+        op = await operator_of(console.store, bearer_token(request), now=console.deps.clock())
         if op is None:
             raise HTTPException(status_code=401, detail="sign in first (no session, or it expired)")
         if not op.role.allows(needed):
@@ -106,23 +108,21 @@ def ops_router(console: Console) -> APIRouter:
     c = console
 
     @router.post("/login")
-    async def login(body: SignIn, response: Response) -> dict[str, Any]:
-        """Signs in; the token is also set as the console's cookie."""
+    async def login(body: SignIn, request: Request) -> dict[str, Any]:
+        """Signs in: the token goes in `Authorization: Bearer` of every other call. 429 after too
+        many failures for the name or from the address (see `Retry-After`)."""
         try:
-            token = await sign_in(c.store, body.name, body.password, now=c.deps.clock(), ttl=c.session_ttl)
+            token = await attempt_sign_in(c, body.name, body.password, client_address(request))
+        except SignInThrottled as exc:
+            raise HTTPException(status_code=429, detail=str(exc),
+                                headers={"Retry-After": str(exc.retry_after_s)}) from None  # fmt: skip
         except AuthRefused as exc:
-            await audit.record(c.store, c.deps.clock(), body.name[:32], "operator.sign_in_refused")
             raise HTTPException(status_code=401, detail=str(exc)) from None
-        await audit.record(c.store, c.deps.clock(), body.name, "operator.sign_in")
-        response.set_cookie(
-            COOKIE, token, httponly=True, samesite="strict", max_age=int(c.session_ttl.total_seconds())
-        )
         return {"token": token, "expires_in_s": int(c.session_ttl.total_seconds())}
 
     @router.post("/logout")
-    async def logout(request: Request, response: Response, op: Operator = viewer) -> dict[str, str]:
-        await sign_out(c.store, token_of(request) or "")
-        response.delete_cookie(COOKIE)
+    async def logout(request: Request, op: Operator = viewer) -> dict[str, str]:
+        await sign_out(c.store, bearer_token(request) or "")
         return {"signed_out": op.name}
 
     @router.get("/me")

@@ -18,9 +18,8 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-import aio_pika
-
 from contracts.topology import Names
+from hub.broker_connection import connect_broker
 from hub.console import approvals, audit, cases, dead_letters
 from hub.console.auth import AuthRefused, Operator, Role, create_operator, password_matches
 from hub.console.context import Console
@@ -80,7 +79,7 @@ async def open_console(settings: Settings) -> AsyncIterator[Console]:
                 SegmentTable.load(settings.segments, settings.segment_overrides),
                 await build_protector(settings, store), Timing(timedelta(seconds=settings.crm_timeout_s),
                 settings.crm_asks, timedelta(seconds=settings.approval_window_s)), new_id, utc_now)  # fmt: skip
-    connection = await aio_pika.connect_robust(settings.amqp_url.get_secret_value())
+    connection = await connect_broker(settings)
     try:
         yield Console(store, deps, HubNames(names), connection, group_rate=settings.ops_group_rate)
     finally:

@@ -1,39 +1,41 @@
 """The operations console's pages (`/ops/...`): server-rendered HTML, Chinese labels with the
 English terms, plain forms that post and redirect. The session is an HttpOnly, SameSite=Strict
-cookie (so another site cannot post a form with it); every page and action checks the role, and
-a viewer sees no action buttons and is refused if posting anyway.
+cookie (Secure over HTTPS); every form carries the CSRF token of its cookie and is refused without
+it or from another origin (hub.console.forms). Every page and action checks the role, and a
+viewer sees no action buttons and is refused if posting anyway.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from contracts.masking import mask_body
 from hub.console import approvals, audit, cases, dead_letters
-from hub.console.auth import AuthRefused, Operator, Role, create_operator, operator_of, sign_in, sign_out
+from hub.console.auth import AuthRefused, Operator, Role, create_operator, form_token, operator_of, sign_out
 from hub.console.context import Console
-from hub.console.ops_api import COOKIE, token_of
+from hub.console.forms import console_path, form_ok, read_form
+from hub.console.ops_api import client_address
+from hub.console.signing_in import SignInThrottled, attempt_sign_in
 from hub.flows.duplicates import Resolution
 from hub.services.operations import OperationRefused
 
 _ENV = Environment(loader=PackageLoader("hub.console", "templates"), autoescape=select_autoescape(["html"]))
 Page = Callable[[Request, Operator], Awaitable[Response]]
-
-
-async def _form(request: Request) -> dict[str, str]:
-    # Plain urlencoded forms, parsed here: no multipart dependency for a handful of fields.
-    parsed = parse_qs((await request.body()).decode("utf-8"), keep_blank_values=True)
-    return {k: v[0] for k, v in parsed.items()}
+COOKIE = "signhub_ops"  # the session
+FORM_COOKIE = "signhub_ops_form"  # the sign-in form's, before there is a session
 
 
 def _html(name: str, op: Operator | None, request: Request, status: int = 200, **values: Any) -> HTMLResponse:
+    session = request.cookies.get(COOKIE)
+    values.setdefault("csrf", form_token(session) if session else "")
     values |= {"op": op, "msg": request.query_params.get("msg"), "error": request.query_params.get("error"),
                "can_act": op is not None and op.role.allows(Role.OPERATOR),
                "can_approve": op is not None and op.role.allows(Role.APPROVER)}  # fmt: skip
@@ -49,12 +51,25 @@ def _pretty(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
 
 
+def _set_cookie(
+    response: Response, request: Request, c: Console, name: str, value: str, max_age: int | None
+) -> None:
+    secure = request.url.scheme == "https" or (c.public_url or "").startswith("https://")
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict", secure=secure)
+
+
+_BAD_FORM = (
+    "表单令牌无效，请刷新页面 The form's CSRF token is missing or wrong, or the form came from another "
+    "site; reload the page"
+)
+
+
 def ops_pages(console: Console) -> APIRouter:
     router = APIRouter(prefix="/ops", include_in_schema=False)
     c = console
 
     async def signed_in(request: Request) -> Operator | None:
-        return await operator_of(c.store, token_of(request), now=c.deps.clock())
+        return await operator_of(c.store, request.cookies.get(COOKIE), now=c.deps.clock())
 
     def page(needed: Role) -> Callable[[Page], Callable[[Request], Awaitable[Response]]]:
         """A page or action for `needed` and up: sign-in first, 403 below the role, the console's
@@ -65,6 +80,9 @@ def ops_pages(console: Console) -> APIRouter:
                 op = await signed_in(request)
                 if op is None:
                     return _back("/ops/login", error="请先登录 Sign in first (or your session expired)")
+                if request.method == "POST" and not form_ok(request, await read_form(request),
+                                                            request.cookies.get(COOKIE), c.public_url):  # fmt: skip
+                    return _html("forbidden.html", op, request, 403, detail=_BAD_FORM)
                 if not op.role.allows(needed):
                     detail = f"{op.name} 的角色是 {op.role.value}；此操作需要 {needed.value}"
                     return _html("forbidden.html", op, request, 403, detail=detail)
@@ -73,7 +91,7 @@ def ops_pages(console: Console) -> APIRouter:
                 except PermissionError as exc:
                     return _html("forbidden.html", op, request, 403, detail=str(exc))
                 except (OperationRefused, AuthRefused, LookupError, ValueError) as exc:
-                    return _back(request.headers.get("referer", "/ops/cases").split("?")[0], error=str(exc))
+                    return _back(console_path(request.headers.get("referer"), "/ops/cases"), error=str(exc))
 
             return run
 
@@ -81,27 +99,35 @@ def ops_pages(console: Console) -> APIRouter:
 
     @router.get("/login")
     async def login_page(request: Request) -> Response:
-        return _html("login.html", None, request)
+        secret = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(32)
+        response = _html("login.html", None, request, csrf=form_token(secret))
+        _set_cookie(response, request, c, FORM_COOKIE, secret, None)
+        return response
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
+        if not form_ok(request, form, request.cookies.get(FORM_COOKIE), c.public_url):
+            return _back("/ops/login", error="登录表单已失效，请重试 The sign-in form expired; try again")
         try:
-            token = await sign_in(c.store, form.get("name", ""), form.get("password", ""), now=c.deps.clock(),
-                                  ttl=c.session_ttl)  # fmt: skip
+            token = await attempt_sign_in(
+                c, form.get("name", ""), form.get("password", ""), client_address(request)
+            )
+        except SignInThrottled as exc:
+            return _back("/ops/login", error=f"登录失败次数过多 {exc}")
         except AuthRefused as exc:
-            await audit.record(c.store, c.deps.clock(), form.get("name", "")[:32], "operator.sign_in_refused")
             return _back("/ops/login", error=f"登录失败 {exc}")
-        await audit.record(c.store, c.deps.clock(), form["name"], "operator.sign_in")
         response = _back("/ops/cases")
-        response.set_cookie(
-            COOKIE, token, httponly=True, samesite="strict", max_age=int(c.session_ttl.total_seconds())
-        )
+        _set_cookie(response, request, c, COOKIE, token, int(c.session_ttl.total_seconds()))
+        response.delete_cookie(FORM_COOKIE)
         return response
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        await sign_out(c.store, token_of(request) or "")
+        session = request.cookies.get(COOKIE)
+        if not form_ok(request, await read_form(request), session, c.public_url):
+            return _html("forbidden.html", None, request, 403, detail=_BAD_FORM)
+        await sign_out(c.store, session or "")
         response = _back("/ops/login", msg="已退出 Signed out")
         response.delete_cookie(COOKIE)
         return response
@@ -132,7 +158,7 @@ def ops_pages(console: Console) -> APIRouter:
 
     @page(Role.OPERATOR)
     async def case_resolve(request: Request, op: Operator) -> Response:
-        case_id, form = request.path_params["case_id"], await _form(request)
+        case_id, form = request.path_params["case_id"], await read_form(request)
         done = await cases.resolve(
             c, op, case_id, Resolution(form.get("resolution", "")), form.get("reason", "")
         )
@@ -150,10 +176,10 @@ def ops_pages(console: Console) -> APIRouter:
     @page(Role.OPERATOR)
     async def approval_decide(request: Request, op: Operator) -> Response:
         approve = request.url.path.endswith("/approve")
-        form = await _form(request)
+        form = await read_form(request)
         done = await approvals.decide(c, op, request.path_params["approval_id"], approve=approve,
                                       reason=form.get("reason", ""))  # fmt: skip
-        back = request.headers.get("referer", "/ops/approvals").split("?")[0]
+        back = console_path(request.headers.get("referer"), "/ops/approvals")
         return _back(back, msg=f"{'已批准 Approved' if approve else '已驳回 Refused'}: {done['approval_id']}")
 
     @page(Role.VIEWER)
@@ -173,7 +199,7 @@ def ops_pages(console: Console) -> APIRouter:
 
     @page(Role.OPERATOR)
     async def dead_action(request: Request, op: Operator) -> Response:
-        dead_id, form = request.path_params["dead_id"], await _form(request)
+        dead_id, form = request.path_params["dead_id"], await read_form(request)
         action = request.url.path.rsplit("/", 1)[-1]
         if action == "replay":
             await dead_letters.replay_as(c, op, dead_id)
@@ -194,7 +220,7 @@ def ops_pages(console: Console) -> APIRouter:
 
     @page(Role.OPERATOR)
     async def dead_group(request: Request, op: Operator) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
         done = await dead_letters.act_on_group(c, op, form.get("reason", ""), form.get("sender", ""),
                                                form.get("action", ""), form.get("why", ""))  # fmt: skip
         return _back(
@@ -207,6 +233,13 @@ def ops_pages(console: Console) -> APIRouter:
         rows = await audit.entries(c.store)
         return _html("audit.html", op, request, rows=rows[::-1][:500], verdict=audit.verify_rows(rows))
 
+    @page(Role.VIEWER)
+    async def audit_export(request: Request, op: Operator) -> Response:
+        rows = await audit.entries(c.store)
+        if request.query_params.get("format") == "csv":
+            return PlainTextResponse(audit.export_csv(rows), media_type="text/csv")
+        return PlainTextResponse(audit.export_jsonl(rows), media_type="application/x-ndjson")
+
     @page(Role.ADMIN)
     async def operator_list(request: Request, op: Operator) -> Response:
         rows = await c.store.query("SELECT name, role, created_at, created_by FROM operators ORDER BY name")
@@ -214,7 +247,7 @@ def ops_pages(console: Console) -> APIRouter:
 
     @page(Role.ADMIN)
     async def operator_add(request: Request, op: Operator) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
         role = Role(form.get("role", "viewer"))
         await create_operator(c.store, form.get("name", ""), role, form.get("password", ""), by=op.name,
                               now=c.deps.clock())  # fmt: skip
@@ -231,6 +264,7 @@ def ops_pages(console: Console) -> APIRouter:
         ("GET", "/dead", dead_list), ("POST", "/dead/group", dead_group), ("GET", "/dead/{dead_id}", dead_one),
         ("POST", "/dead/{dead_id}/replay", dead_action), ("POST", "/dead/{dead_id}/discard", dead_action),
         ("POST", "/dead/{dead_id}/edit", dead_action), ("GET", "/audit", audit_page),
+        ("GET", "/audit/export", audit_export),
         ("GET", "/operators", operator_list), ("POST", "/operators", operator_add),
     ]  # fmt: skip
     for method, path, endpoint in routes:

@@ -1,9 +1,9 @@
 """`signhub recon`: reconciliation by hand, for an operator.
 
-- `signhub recon run --party bank.ICBC FILE`: takes a party's file (copied into its inbound
-  folder), checks and reconciles it now, in this process, exactly as an announced file is; the
-  answer (`recon.result` / `recon.errors`) waits in the outbox and reaches the party when a hub
-  relays it. The operator's run is recorded under message_id `operator-<id>`.
+- `signhub recon run --party bank.ICBC FILE`: takes the file of a party the hub serves (copied
+  into its inbound folder, following no link there), checks and reconciles it now, in this
+  process, exactly as an announced file is; the answer (`recon.result` / `recon.errors`) waits
+  in the outbox and reaches the party when a hub relays it. The operator's run is recorded under message_id `operator-<id>`.
 - `signhub recon status [--party P]`: every file with its state, counts and reason.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 import uuid
@@ -23,7 +24,9 @@ from contracts.routing import Party, PartyKind
 from contracts.topology import Names
 from hub.flows.common import Timing
 from hub.parties import Registry
+from hub.recon.area import create_new, open_folder
 from hub.recon.files import FileDefect, parse_header, sha256_of
+from hub.recon.staging import Inbound
 from hub.segments import SegmentTable
 from hub.services.context import Deps
 from hub.services.reconciliation import Job, Reconciler
@@ -76,6 +79,10 @@ async def _run(settings: Settings, store: SqliteStore, party_text: str, source: 
     if kind not in ("bank", "crm") or not code:
         print(f"signhub: --party {party_text!r} is not bank.<CODE> or crm.<PROV>", file=sys.stderr)
         return 2
+    if not Registry.of(settings.banks, settings.provinces).knows(Party(PartyKind(kind), code)):
+        print(f"signhub: --party {party_text!r} is not a party of this hub (SIGNHUB_BANKS, SIGNHUB_PROVINCES)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     try:
         row = await asyncio.to_thread(_place, Path(settings.files), party_text, source)
     except (OSError, UnicodeDecodeError, FileDefect) as exc:
@@ -98,15 +105,22 @@ async def _run(settings: Settings, store: SqliteStore, party_text: str, source: 
 
 
 def _place(files: Path, party: str, source: Path) -> dict[str, Any]:
-    """Copies the file into the party's inbound folder; its record as if it had been announced."""
+    """Copies the file into the party's inbound folder (following no link there: a link at the
+    name is replaced); its record as if it had been announced."""
     with source.open(encoding="utf-8") as f:
         header = parse_header(f.readline().rstrip("\n"))
     inbound = files / "inbound" / party / source.name
-    inbound.parent.mkdir(parents=True, exist_ok=True)
-    if source.resolve() != inbound.resolve():
-        shutil.copyfile(source, inbound)
+    if source.absolute() != inbound.absolute():
+        folder = open_folder(files, ("inbound", party), create=True)
+        try:
+            with source.open("rb") as src, os.fdopen(create_new(folder, source.name), "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        finally:
+            os.close(folder)
+    with Inbound(files, party, source.name) as placed:
+        digest = sha256_of(placed.path)
     return {"party": party, "file_name": source.name, "business_date": header.business_date.isoformat(),
-            "scope": header.scope, "record_count": header.record_count, "sha256": sha256_of(inbound),
+            "scope": header.scope, "record_count": header.record_count, "sha256": digest,
             "message_id": f"operator-{uuid.uuid4().hex[:16]}", "state": "OPERATOR",
             "received_at": ts(datetime.now(UTC))}  # fmt: skip
 

@@ -25,12 +25,11 @@ from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitBroker, RabbitMessage, RabbitQueue
 from faststream.rabbit.schemas import Channel
 
-from contracts import envelope as env
 from contracts.topology import Names
 from hub.liveness import PartDown
 from hub.messaging.edge import Delivery
 from hub.messaging.intake import Action, Intake
-from hub.messaging.retry import H_ATTEMPT, H_USER_ID
+from hub.messaging.seal import INTERNAL_HEADERS, Seal, Vouched
 from hub.messaging.topology import HubNames
 
 _BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
@@ -43,36 +42,47 @@ def _plain(value: Any) -> Any:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
-def delivery_from(raw: AbstractIncomingMessage, names: Names) -> Delivery:
-    """A party's message as it reached the hub; retried and replayed copies carry the original
-    routing key in a header, which is trusted only when the copy did not come from a party."""
+def delivery_from(raw: AbstractIncomingMessage, names: Names, seal: Seal) -> Delivery:
+    """A message as it reached the hub. A retried or replayed copy says its original routing key,
+    user_id, attempt and replaying operator in headers under the hub's seal; any other message is
+    a party's own publish, taken as the broker vouches for it, and whatever internal headers (or
+    `x-death`) it carries are dropped unread: a party cannot name another sender through them."""
     headers = {k: _plain(v) for k, v in (raw.headers or {}).items() if k not in _BROKER_HEADERS}
-    exchange, routing_key = _first_hop(raw)
-    from_party = exchange == names.inbound_exchange
-    if from_party:  # a party cannot name another sender through the hub's own headers
-        for internal in (env.H_ROUTING_KEY, H_ATTEMPT, H_USER_ID, env.H_REPLAY):
-            headers.pop(internal, None)
-    replay = env.H_REPLAY in headers
-    if not from_party:
-        routing_key = str(headers.pop(env.H_ROUTING_KEY, routing_key))
-    attempt = 0 if from_party else int(headers.pop(H_ATTEMPT, 0) or 0)
-    user_id = raw.user_id if from_party else headers.pop(H_USER_ID, None)
+    vouched = seal.read(headers, raw.message_id, raw.body)
+    for internal in INTERNAL_HEADERS:
+        headers.pop(internal, None)
+    if vouched is None:
+        vouched = Vouched(_as_published(raw, names), raw.user_id, raw.message_id)
     return Delivery(
-        routing_key=routing_key, body=raw.body, message_id=raw.message_id, msg_type=raw.type,
-        content_type=raw.content_type, correlation_id=raw.correlation_id, user_id=user_id,
-        headers=headers, attempt=attempt, replay=replay, redelivered=bool(raw.redelivered),
+        routing_key=vouched.routing_key, body=raw.body, message_id=vouched.message_id, msg_type=raw.type,
+        content_type=raw.content_type, correlation_id=raw.correlation_id, user_id=vouched.user_id,
+        headers=headers, attempt=vouched.attempt, replay_by=vouched.replay_by, redelivered=bool(raw.redelivered),
     )  # fmt: skip
 
 
+def _as_published(raw: AbstractIncomingMessage, names: Names) -> str:
+    """The routing key of an unsealed message: the one it came by, which the broker checked against
+    its user's topic permission. One the broker dead-lettered to the poison queue came by the
+    default exchange; its first hop is in `x-death`, which a party can forge, so that hop is
+    believed only when the message's user_id (checked by the broker at publish) is its party's."""
+    came_by = raw.routing_key or ""
+    if raw.exchange == names.inbound_exchange or not raw.user_id:
+        return came_by
+    exchange, key = _first_hop(raw)
+    party = raw.user_id.removeprefix(f"{names.prefix}.")
+    own = raw.user_id != party and key.startswith(f"{party}.")
+    return key if exchange == names.inbound_exchange and own else came_by
+
+
 def _first_hop(raw: AbstractIncomingMessage) -> tuple[str, str]:
-    """Exchange and routing key the message was first published with (before dead-lettering)."""
+    """Exchange and routing key `x-death` says the message was first published with."""
     deaths = (raw.headers or {}).get("x-death")
     if isinstance(deaths, list) and deaths and isinstance(deaths[-1], dict):
         first = deaths[-1]
         keys = first.get("routing-keys")
-        key = keys[0] if isinstance(keys, list) and keys else raw.routing_key or ""
+        key = keys[0] if isinstance(keys, list) and keys else ""
         return str(_plain(first.get("exchange", ""))), str(_plain(key))
-    return raw.exchange or "", raw.routing_key or ""
+    return "", ""
 
 
 async def _settle(message: AbstractIncomingMessage, action: Action) -> None:
@@ -93,9 +103,10 @@ class GroupCommitter:
     up to `prefetch` unacknowledged deliveries coming; each is acknowledged after its group's
     commit. Under light load a group is one message: no delivery ever waits for company."""
 
-    def __init__(self, intake: Intake, names: Names, max_group: int) -> None:
+    def __init__(self, intake: Intake, names: Names, seal: Seal, max_group: int) -> None:
         self._intake = intake
         self._names = names
+        self._seal = seal
         self._max_group = max_group
         self._queue: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._channel: AbstractChannel | None = None
@@ -153,7 +164,7 @@ class GroupCommitter:
             group = [await self._queue.get()]
             while len(group) < self._max_group and not self._queue.empty():
                 group.append(self._queue.get_nowait())
-            deliveries = [delivery_from(m, self._names) for m in group]
+            deliveries = [delivery_from(m, self._names, self._seal) for m in group]
             try:
                 actions = await self._intake.take_batch(deliveries)
             except Exception:
@@ -197,14 +208,15 @@ def _channel_of(message: AbstractIncomingMessage) -> object | None:
         return None
 
 
-def register_consumers(broker: RabbitBroker, hub: HubNames, intake: Intake, prefetch: int) -> GroupCommitter:
+def register_consumers(broker: RabbitBroker, hub: HubNames, intake: Intake, prefetch: int, seal: Seal
+                       ) -> GroupCommitter:  # fmt: skip
     """The poison queue's FastStream subscriber, and the inbound queue's committer, which starts
     consuming when the hub starts (`GroupCommitter.consume`)."""
 
     @broker.subscriber(RabbitQueue(hub.poison_queue, declare=False), ack_policy=AckPolicy.MANUAL,
                        decoder=_raw_body, channel=Channel(prefetch_count=1))  # fmt: skip
     async def hub_poison(body: bytes, message: RabbitMessage) -> None:
-        delivery = delivery_from(message.raw_message, hub.names)
+        delivery = delivery_from(message.raw_message, hub.names, seal)
         await _settle(message.raw_message, await intake.take(delivery, poisoned=True))
 
-    return GroupCommitter(intake, hub.names, max_group=prefetch)
+    return GroupCommitter(intake, hub.names, seal, max_group=prefetch)

@@ -173,6 +173,20 @@ def receive_sign_failed(
                                reason=reason))  # fmt: skip
 
 
+# --- step 5, for a bank that tells the web hall through the hub -----------------------------
+
+
+def take_notice(session: SigningSession | None, *, bank: str, result: str) -> SigningSession | Refusal:
+    """The bank's notice about its session, taken once (then passed on to the web hall)."""
+    if session is None or session.bank != bank or session.state in {SessionState.CREATED, SessionState.ENTERED}:
+        return Refusal("UNKNOWN_SESSION", f"bank {bank} has no session at its page with this id")
+    if session.state is SessionState.EXPIRED:
+        return Refusal("EXPIRED", "the signing session has expired")
+    if session.notice is not None:
+        return Refusal("NOTICE_TAKEN", "the session's notice was taken already; it is passed on once")
+    return replace(session, notice=result)
+
+
 def expire(session: SigningSession, now: datetime) -> SessionStep:
     """The sweeper's step: an open session past its window is closed as EXPIRED."""
     expired = current(session, now)

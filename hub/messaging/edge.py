@@ -31,8 +31,12 @@ class Delivery:
     user_id: str | None = None
     headers: dict[str, Any] = field(default_factory=dict)
     attempt: int = 0
-    replay: bool = False
+    replay_by: str | None = None  # the operator who replayed it (sealed by the hub: hub.messaging.seal)
     redelivered: bool = False  # the broker's own redelivery after the hub did not acknowledge
+
+    @property
+    def replay(self) -> bool:
+        return self.replay_by is not None
 
 
 @dataclass(frozen=True, slots=True)

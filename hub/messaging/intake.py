@@ -11,7 +11,6 @@ The broker message is acknowledged only after its effect is committed.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from enum import StrEnum
@@ -23,7 +22,7 @@ from contracts.routing import Party
 from hub import metrics
 from hub.faults import Faults
 from hub.flows.common import Refused
-from hub.messaging.copies import queue_copy
+from hub.messaging.copies import kept_of, masked_properties, queue_copy, shown, shown_if_any
 from hub.messaging.edge import Accepted, Delivery, Rejected, classify, sender_of
 from hub.messaging.outbound import to_rows
 from hub.messaging.retry import RetryScheduler
@@ -67,11 +66,20 @@ class Intake:
             return await self._give_up(d, "the message was delivered too often without being processed")
         return (await self.take_batch([d]))[0]
 
-    @metrics.observe_batch
     async def take_batch(self, batch: list[Delivery]) -> list[Action]:
         """Group commit: every accepted message of the batch in ONE transaction, each in its own
         savepoint (a failing message rolls back only itself); acknowledged only after the commit.
         Refusals and retries, the rare paths, are then handled one by one."""
+        with metrics.observe_batch([self._labels(d) for d in batch]):
+            return await self._take_batch(batch)
+
+    def _labels(self, d: Delivery) -> tuple[str, str]:
+        """A delivery's metric labels: a catalogue type and a registered party, never a party's
+        own string (a made-up type would make a series of its own, and could carry a number)."""
+        sender = _known_sender_or_none(d, self._deps)
+        return metrics.type_label(d.msg_type), str(sender) if sender is not None else metrics.UNKNOWN_PARTY
+
+    async def _take_batch(self, batch: list[Delivery]) -> list[Action]:
         verdicts = [self._classify(d) for d in batch]
         actions: list[Action | None] = [None] * len(batch)
         later: list[tuple[int, Rejected | Exception]] = []
@@ -100,10 +108,16 @@ class Intake:
         return [a if a is not None else Action.REQUEUE for a in actions]
 
     def _classify(self, d: Delivery) -> Accepted | Rejected:
-        verdict = classify(d, self._deps.registry, require_user_id=self._require_user_id, max_body=MAX_BODY,
-                           user_prefix=f"{self._deps.names.prefix}.")  # fmt: skip
-        if isinstance(verdict, Accepted) and (why := not_supported(verdict)) is not None:
-            return Rejected(QueueReason.NOT_SUPPORTED, [why], verdict.sender, verdict.msg_type)
+        try:
+            verdict = classify(d, self._deps.registry, require_user_id=self._require_user_id, max_body=MAX_BODY,
+                               user_prefix=f"{self._deps.names.prefix}.")  # fmt: skip
+            if isinstance(verdict, Accepted) and (why := not_supported(verdict)) is not None:
+                return Rejected(QueueReason.NOT_SUPPORTED, [why], verdict.sender, verdict.msg_type)
+        except Exception as exc:
+            # A message that breaks the edge is refused, not retried: every retry would break it again.
+            log.warning("classifying %s failed: %r", d.message_id, exc, extra=_ids(d))
+            return Rejected(QueueReason.INVALID_MESSAGE, [f"the message could not be read ({type(exc).__name__})"],
+                            _known_sender_or_none(d, self._deps), d.msg_type)  # fmt: skip
         return verdict
 
     async def _commit_group(
@@ -179,20 +193,24 @@ class Intake:
         return Action.ACK
 
     async def _refuse(self, d: Delivery, rejected: Rejected) -> None:
-        """Records the refusal, queues the masked dead copy and tells a known sender."""
+        """Records the refusal, queues the masked dead copy and tells a known sender. What the party
+        named (routing key, type, message_id) is kept masked, the record as its copy (the console
+        finds the copy by them); of an oversize body only a prefix is kept."""
         now = self._deps.clock()
         dead_id = self._deps.new_id("D")
         error = "; ".join(rejected.errors)
         sender = str(rejected.sender) if rejected.sender else d.routing_key.rsplit(".", 1)[0]
         msg_type = d.msg_type or rejected.msg_type or ""
+        kept = kept_of(d.body, MAX_BODY)
         record = DeadRecord(
-            dead_id, str(rejected.sender) if rejected.sender else None, d.message_id, d.routing_key,
-            rejected.msg_type, rejected.reason.value, mask_digits_in_text(error), _properties(d),
-            self._deps.protector.encrypt(d.body), now,
+            dead_id, str(rejected.sender) if rejected.sender else None, shown_if_any(d.message_id), shown(d.routing_key),
+            shown_if_any(rejected.msg_type), rejected.reason.value, mask_digits_in_text(error), masked_properties(d, kept),
+            self._deps.protector.encrypt(kept.body), now,
         )  # fmt: skip
         out: list[Outgoing | QueueCopy] = [queue_copy(
-            Target.DEAD, raw_body=d.body, message_id=d.message_id or dead_id, msg_type=msg_type,
+            Target.DEAD, raw_body=kept.body, message_id=d.message_id or dead_id, msg_type=msg_type,
             sender=sender, routing_key=d.routing_key, reason=rejected.reason.value, error=error,
+            original_length=kept.length,
         )]  # fmt: skip
         if rejected.sender is not None:
             out.append(Outgoing(rejected.sender, "message.rejected", _rejection(d, rejected), d.message_id))
@@ -227,7 +245,8 @@ def _rejection(d: Delivery, rejected: Rejected) -> Message:
     errors = [mask_digits_in_text(e) for e in rejected.errors]
     if code is ReasonCode.OTHER:
         errors.insert(0, rejected.reason.value)
-    return MessageRejected(message_id=d.message_id or "", type=rejected.msg_type or d.msg_type or "",
+    # The sender's own message_id comes back as it gave it (to correlate); a type with a number is masked.
+    return MessageRejected(message_id=d.message_id or "", type=shown(rejected.msg_type or d.msg_type or ""),
                            reason_code=code, errors=errors)  # fmt: skip
 
 
@@ -236,9 +255,8 @@ def _known_sender(d: Delivery, deps: Deps) -> Party | None:
     return sender if sender is not None and deps.registry.knows(sender) else None
 
 
-def _properties(d: Delivery) -> dict[str, Any]:
-    return {
-        "message_id": d.message_id, "type": d.msg_type, "content_type": d.content_type,
-        "correlation_id": d.correlation_id, "user_id": d.user_id,
-        "headers": json.loads(json.dumps(d.headers, default=str)), "attempt": d.attempt,
-    }  # fmt: skip
+def _known_sender_or_none(d: Delivery, deps: Deps) -> Party | None:
+    try:
+        return _known_sender(d, deps)
+    except Exception:
+        return None

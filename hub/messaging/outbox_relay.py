@@ -59,6 +59,10 @@ class OutboxRelay:
         self.published = 0
         self.failing: str | None = None  # why the last round's publishes failed; None after a success
 
+    @property
+    def channel(self) -> AbstractChannel:
+        return self._channel
+
     def wake(self) -> None:
         self._wake.set()
 
@@ -159,6 +163,13 @@ class OutboxRelay:
         await underlay.exchange_declare(self._names.outbound_exchange, passive=True)
         if self.failing is not None:
             raise PartDown(self.failing)
+
+    async def repair(self) -> None:
+        """Reopens the channel: one the broker closed while the connection stayed up is not always
+        reopened by aio-pika (seen with the simulators' channels). The retry publisher shares it."""
+        if self._channel.is_closed:
+            await self._channel.reopen()
+            self._outbound = None
 
     async def _publish(self, row: OutboxRow) -> None:
         if self._outbound is None:

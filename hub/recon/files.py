@@ -14,7 +14,9 @@ reconcile yet (their `recon.file` is answered NOT_SUPPORTED); such a header is r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
+
+from hub.recon.area import create_new, open_folder
 
 BANK_FIELDS = ("bank_agreement_no", "phone", "account_last4", "status", "user_type", "recharge_threshold",
                "recharge_amount", "auto_pay", "signed_at", "changed_at")  # fmt: skip
@@ -59,7 +63,8 @@ def record_regex(fields: Sequence[str]) -> str:
 
 
 class FileDefect(ValueError):
-    """The file is refused whole; the message names the line."""
+    """The file is refused whole; the message names the line and what is wrong with it, never the
+    file's content (the reason goes back to the party, and a file is not always the party's own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,29 +81,29 @@ class Header:
 def parse_header(line: str) -> Header:
     parts = line.split("|")
     if len(parts) != 5 or parts[0] != "H":
-        raise FileDefect(f"line 1: the header must be H|sender|YYYYMMDD|scope|count, got {line[:80]!r}")
+        raise FileDefect("line 1: the header must be H|sender|YYYYMMDD|scope|count")
     _, sender, day, scope, count = parts
     if not re.fullmatch(r"(bank|crm|hub)\.[A-Z0-9]{2,16}", sender):
-        raise FileDefect(f"line 1: sender {sender!r} is not bank.<CODE> or crm.<PROV>")
+        raise FileDefect("line 1: the sender is not bank.<CODE> or crm.<PROV>")
     try:
         business_date = datetime.strptime(day, "%Y%m%d").date() if re.fullmatch(r"\d{8}", day) else None
     except ValueError:
         business_date = None
     if business_date is None:
-        raise FileDefect(f"line 1: business date {day!r} is not a date YYYYMMDD")
+        raise FileDefect("line 1: the business date is not a date YYYYMMDD")
     if scope in ("DEBITS", "CREDITS"):
         raise FileDefect(f"line 1: scope {scope} (a flow 4 settlement file) is not reconciled here yet")
     if scope not in ("DAILY", "MONTHLY"):
-        raise FileDefect(f"line 1: scope {scope!r} is not DAILY or MONTHLY")
+        raise FileDefect("line 1: the scope is not DAILY or MONTHLY")
     if not re.fullmatch(r"0|[1-9][0-9]{0,9}", count):
-        raise FileDefect(f"line 1: record count {count!r} is not a number")
+        raise FileDefect("line 1: the record count is not a number")
     return Header(sender, business_date, scope, int(count))
 
 
 def parse_trailer(line: str, number: int) -> int:
     match = re.fullmatch(r"T\|(0|[1-9][0-9]{0,9})", line)
     if match is None:
-        raise FileDefect(f"line {number}: the trailer must be T|<record count>, got {line[:80]!r}")
+        raise FileDefect(f"line {number}: the trailer must be T|<record count>")
     return int(match.group(1))
 
 
@@ -106,17 +111,17 @@ def parse_record(line: str, number: int, fields: Sequence[str]) -> tuple[str, ..
     """The record's fields, or FileDefect naming the line and the first bad field."""
     parts = line.split("|")
     if parts[0] != "D":
-        raise FileDefect(f"line {number}: expected a D record, got {line[:20]!r}")
+        raise FileDefect(f"line {number}: expected a D record")
     if len(parts) != len(fields) + 1:
         raise FileDefect(f"line {number}: {len(parts) - 1} fields, a record has {len(fields)}")
     for name, value in zip(fields, parts[1:], strict=True):
         if _COMPILED[name].fullmatch(value) is None:
-            raise FileDefect(f"line {number}: {name} {value[:40]!r} is not {FIELD_RULES[name][1]}")
+            raise FileDefect(f"line {number}: {name} is not {FIELD_RULES[name][1]}")
         if name in _TIME_FIELDS:
             try:
                 datetime.fromisoformat(value)
             except ValueError:
-                raise FileDefect(f"line {number}: {name} {value!r} is not a valid time") from None
+                raise FileDefect(f"line {number}: {name} is not a valid time") from None
     return tuple(parts[1:])
 
 
@@ -184,20 +189,29 @@ class FileWriter:
     """Writes a file streaming: the header (count given up front), records, then the trailer.
 
     Written under a temporary name and renamed when complete, so a reader never sees half a file;
-    `sha256` is known when the block ends. A count that does not match raises."""
+    `sha256` is known when the block ends. A count that does not match raises. The folders from
+    `within` (default: the file's own folder) down to the file are made as needed and none is
+    followed if it is a link, nor is the file's temporary or final name (`hub.recon.area`)."""
 
-    def __init__(self, path: Path, header: Header) -> None:
+    def __init__(self, path: Path, header: Header, *, within: Path | None = None) -> None:
         self.path = path
         self.header = header
         self.sha256 = ""
-        self._tmp = path.with_name(path.name + ".part")
+        self._within = path.parent if within is None else within
+        self._tmp = path.name + ".part"
         self._digest = hashlib.sha256()
         self._count = 0
         self._f: IO[bytes] | None = None
+        self._folder = -1
 
     def __enter__(self) -> Self:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = self._tmp.open("wb")
+        folders = self.path.parent.relative_to(self._within).parts
+        self._folder = open_folder(self._within, folders, create=True)
+        try:
+            self._f = os.fdopen(create_new(self._folder, self._tmp), "wb")
+        except BaseException:
+            os.close(self._folder)
+            raise
         self._put(self.header.line())
         return self
 
@@ -219,10 +233,14 @@ class FileWriter:
         if exc is None:
             self._put(f"T|{self._count}\n")
         self._f.close()
-        if exc is not None:
-            self._tmp.unlink(missing_ok=True)
-            if exc_type is None:
-                raise exc
-            return
-        self._tmp.replace(self.path)
+        try:
+            if exc is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._tmp, dir_fd=self._folder)
+                if exc_type is None:
+                    raise exc
+                return
+            os.replace(self._tmp, self.path.name, src_dir_fd=self._folder, dst_dir_fd=self._folder)
+        finally:
+            os.close(self._folder)
         self.sha256 = self._digest.hexdigest()

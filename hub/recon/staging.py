@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from typing import Any
 
 import duckdb
 
+from hub.recon.area import LinkOrNotAFile, open_party_file
 from hub.recon.files import (
     BANK_FIELDS,
     CRM_FIELDS,
@@ -47,13 +49,39 @@ class Announced:
     sha256: str
 
 
+class Inbound:
+    """A party's file in `<files>/inbound/<party>/`, opened once without following links
+    (`hub.recon.area`); FileDefect when there is no such file of the folder itself.
+
+    `path` names the opened file (`/proc/self/fd/N`, Linux): opened again, here or in the
+    comparison's process (given `fd`), it is the same file even if its name changes meanwhile."""
+
+    def __init__(self, files: Path, party: str, name: str) -> None:
+        try:
+            self.fd = open_party_file(files, party, name)
+        except FileNotFoundError:
+            raise FileDefect(f"line 1: no file {name} in the party's inbound folder") from None
+        except LinkOrNotAFile as exc:
+            raise FileDefect(f"line 1: {exc}") from None
+
+    @property
+    def path(self) -> Path:
+        return Path(f"/proc/self/fd/{self.fd}")
+
+    def __enter__(self) -> Inbound:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
 def check_bytes(path: Path, announced: Announced) -> Header:
     """The sha256, LF line ends, no empty line, header and trailer, and the number of lines."""
     if not path.is_file():
         raise FileDefect(f"line 1: no file {path.name} in the party's inbound folder")
     digest, lines, first, last = _scan(path)
     if digest != announced.sha256:
-        raise FileDefect(f"line 1: the file's sha256 is {digest}, the announcement says {announced.sha256}")
+        raise FileDefect("line 1: the file's sha256 is not the one announced")
     header = parse_header(first)
     if header.sender != announced.sender:
         raise FileDefect(f"line 1: the header names {header.sender}, the file came from {announced.sender}")
@@ -171,7 +199,8 @@ class Comparison:
             "SELECT count(*) FROM information_schema.tables WHERE table_name='diff'").fetchone()[0])  # type: ignore[index]  # fmt: skip
 
     def compare(self, kind: str, path: Path, store: str, code: str, start: datetime, end: datetime, daily: bool,
-                held_lines: Sequence[str] = (), held_keys: Sequence[str] = ()) -> Compared:  # fmt: skip
+                held_lines: Sequence[str] = (), held_keys: Sequence[str] = (),
+                keep_fds: Sequence[int] = ()) -> Compared:  # fmt: skip
         """Checks every record (well-formed, every key once: else the line reader names the first
         bad line, `FileDefect`), then creates table `diff` (n, the file's record, the hub's record)
         of the pairs that differ.
@@ -180,7 +209,7 @@ class Comparison:
         never the hub's. The hub's side is read straight from the SQLite store by DuckDB's sqlite
         extension (WAL readers never block the hub's writer). An agreement changed after the
         cut-off is kept whenever it might differ, for the caller to roll it back to the cut-off
-        (`hub.store.recon_export.as_of`).
+        (`hub.store.recon_export.as_of`). `keep_fds` are passed to that process (`Inbound.fd`).
         """
         self.db.execute("CREATE OR REPLACE TABLE held_b (line VARCHAR)")
         self.db.execute("CREATE OR REPLACE TABLE held_h (k VARCHAR)")
@@ -197,7 +226,7 @@ class Comparison:
         try:
             done = subprocess.run([sys.executable, "-m", "hub.recon.diff_process", str(self.work), str(self.memory_mb),
                                    str(self.threads)], input=json.dumps(script), capture_output=True, text=True,
-                                  check=False)  # fmt: skip
+                                  check=False, pass_fds=tuple(keep_fds))  # fmt: skip
         finally:
             self.db = connect(self.work, READER_MB, 1)
         if done.returncode != 0:
@@ -305,10 +334,10 @@ def load_sqlite_extension(db: duckdb.DuckDBPyConnection, cache: Path) -> None:
 
 def _locate(path: Path, fields: Sequence[str]) -> None:
     """Reads the file line by line to name its first defect (only for a file being refused)."""
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for number, item in enumerate(read_file(path, fields), start=1):
         if isinstance(item, tuple):
             if item[0] in seen:
-                raise FileDefect(f"line {number}: {fields[0]} {item[0]!r} appears twice")
-            seen.add(item[0])
+                raise FileDefect(f"line {number}: {fields[0]} appears twice (first on line {seen[item[0]]})")
+            seen[item[0]] = number
     raise FileDefect("a record is not well-formed")

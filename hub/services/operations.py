@@ -15,11 +15,11 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel
 
-from contracts import envelope as env
 from hub.agreements import FlowState
 from hub.flows.duplicates import Resolution, resolve
+from hub.messaging.copies import BODY_KEPT, BODY_LENGTH
 from hub.messaging.outbound import to_rows
-from hub.messaging.retry import H_USER_ID
+from hub.messaging.seal import Vouched, load_seal
 from hub.messaging.topology import HubNames
 from hub.services.context import Deps
 from hub.store.unit_of_work import Store, UnitOfWork
@@ -76,19 +76,22 @@ async def replay_dead(store: Store, deps: Deps, channel: AbstractChannel, hub: H
     """Puts a refused message's stored original straight on the hub's inbound queue, keeping its
     sender, message_id and body (CONTRACT.md). A refused message never counted as processed, so
     the replay takes effect once however often it is pressed: a second one is a repeat. `body`:
-    an operator's edited body (already validated and approved) instead of the original."""
+    an operator's edited body (already validated and approved) instead of the original. The hub
+    seals the original sender on it (hub.messaging.seal): a party cannot make such a replay."""
     rows = await store.query("SELECT * FROM dead_messages WHERE dead_id=?", (dead_id,))
     if not rows or rows[0]["state"] == "DISCARDED":
         raise OperationRefused(f"no replayable dead message {dead_id}")
     dead = rows[0]
     props: dict[str, Any] = json.loads(dead["properties"])
+    if body is None and props.get(BODY_LENGTH):
+        raise OperationRefused(f"dead message {dead_id}: only the first {props.get(BODY_KEPT)} of its "
+                               f"{props[BODY_LENGTH]} bytes were kept; nothing whole to replay")  # fmt: skip
+    raw = deps.protector.decrypt(dead["original_enc"]) if body is None else body
+    vouched = Vouched(dead["routing_key"], props.get("user_id") or None, props.get("message_id"), replay_by=by)
     headers = {k: v for k, v in (props.get("headers") or {}).items() if not k.startswith("x-signhub-")}
-    headers |= {env.H_REPLAY: by, env.H_ROUTING_KEY: dead["routing_key"]}
-    if props.get("user_id"):
-        headers[H_USER_ID] = props["user_id"]
+    headers |= (await load_seal(store, deps.protector)).headers(vouched, raw)
     message = aio_pika.Message(
-        deps.protector.decrypt(dead["original_enc"]) if body is None else body, message_id=props.get("message_id"),
-        type=props.get("type"),
+        raw, message_id=props.get("message_id"), type=props.get("type"),
         content_type=props.get("content_type"), correlation_id=props.get("correlation_id"), headers=headers,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )  # fmt: skip

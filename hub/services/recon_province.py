@@ -40,7 +40,9 @@ def _verdicts(
 
 
 def write_errors(comparison: Comparison, window: recon.Window, target: Path, announced: Announced,
-                 rollback: Rollback) -> ErrorsWritten:  # fmt: skip
+                 rollback: Rollback, area: Path) -> ErrorsWritten:  # fmt: skip
+    """Writes `target`, under the file area `area`: no folder or name on the way is followed if it
+    is a link (a province can write to its folders)."""
     result = ErrorsWritten()
     for verdict, row in _verdicts(comparison, window, rollback):
         if verdict is recon.Verdict.HELD:
@@ -51,7 +53,7 @@ def write_errors(comparison: Comparison, window: recon.Window, target: Path, ann
             result.records += 1
             result.counts[verdict.reason_code] += 1
     header = Header(HUB_SENDER, announced.business_date, announced.scope, result.records)
-    with FileWriter(target, header) as writer:
+    with FileWriter(target, header, within=area) as writer:
         for verdict, _ in _verdicts(comparison, window, rollback):
             if isinstance(verdict, recon.ErrorRecord):
                 writer.write(error_fields(verdict))

@@ -34,7 +34,7 @@ from hub.messaging.outbound import to_rows
 from hub.outgoing import Outgoing
 from hub.recon.files import FileDefect
 from hub.recon.records import Rollback, bank_line, bank_of, hub_of, roll_back
-from hub.recon.staging import Announced, Comparison, check_bytes
+from hub.recon.staging import Announced, Comparison, Inbound, check_bytes
 from hub.services.context import Ctx, Deps
 from hub.services.recon_corrections import Batch, Planned, apply_batch, plan
 from hub.services.recon_province import write_errors
@@ -88,7 +88,6 @@ class Job:
     message_id: str
     announced: Announced
     window: recon.Window
-    path: Path
     work: Path
 
     @property
@@ -102,7 +101,6 @@ class Job:
         day = date.fromisoformat(row["business_date"])
         announced = Announced(row["party"], day, row["scope"], row["record_count"], row["sha256"])
         return cls(party, row["file_name"], row["message_id"], announced, recon.Window.of(day, row["scope"]),
-                   files / "inbound" / row["party"] / row["file_name"],
                    files / "work" / row["party"] / f"{row['file_name']}.duckdb")  # fmt: skip
 
 
@@ -186,12 +184,15 @@ class Reconciler:
         held = await self._held(job) if job.window.daily else []
         w = job.window
         started = self._clock()
-        await asyncio.to_thread(check_bytes, job.path, job.announced)
-        self._phase(job, "checksum, lines, header and trailer", started)
         lines = [h["line"] for h in held if h["side"] == "file"]
         keys = [h["record_key"] for h in held if h["side"] == "hub"]
-        compared = await asyncio.to_thread(comparison.compare, job.kind, job.path, self._db_path, job.party.code,
-                                           w.start, w.end, w.daily, lines, keys)  # fmt: skip
+        # Opened once, following no link: both passes read this very file (hub.recon.area).
+        with await asyncio.to_thread(Inbound, self._files, str(job.party), job.file_name) as inbound:
+            await asyncio.to_thread(check_bytes, inbound.path, job.announced)
+            self._phase(job, "checksum, lines, header and trailer", started)
+            compared = await asyncio.to_thread(comparison.compare, job.kind, inbound.path, self._db_path,
+                                               job.party.code, w.start, w.end, w.daily, lines, keys,
+                                               (inbound.fd,))  # fmt: skip
         self._took(job, "record check", compared.check_s, self._clock() - compared.join_s)
         self._took(job, "join with the store", compared.join_s)
         total = compared.pairs
@@ -244,7 +245,7 @@ class Reconciler:
         target = self._files / "outbound" / str(job.party) / name
         started = self._clock()
         result = await asyncio.to_thread(write_errors, comparison, job.window, target, job.announced,
-                                         self._rollback(job))  # fmt: skip
+                                         self._rollback(job), self._files)  # fmt: skip
         started = self._phase(job, "error file", started)
         body = recon.errors_ready(name, job.announced.business_date, result.records, result.sha256)
         await self._finish(job, result.counts, "ERRORS_SENT", body, held=result.held, errors_file=name,

@@ -1,7 +1,8 @@
 """The hub's web system for flow 1 (统一支付网上系统): opens sessions for web halls, sends the browser
 on to the bank's page with a signed single-use token, lets the bank page redeem it, tells the
-web hall where a session stands, and passes on the notices of banks that do not tell the web
-hall themselves (CCB by default). Each call is one unit of work; decisions are in
+web hall where a session stands, and takes the notices of banks that do not tell the web hall
+themselves (CCB by default: each with its key, once a session) to pass them on
+(`hub.services.notice_relay`). Each call is one unit of work; decisions are in
 `hub.flows.operator_signing`.
 """
 
@@ -11,8 +12,8 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -20,14 +21,13 @@ from contracts.web import BankSession, SessionCreated, SessionRequest, SessionSt
 from hub.flows import operator_signing as flow1
 from hub.flows.operator_signing import Refusal
 from hub.services.context import Deps
-from hub.sessions import SessionState, SigningSession
+from hub.services.notice_relay import NoticeRelay, Poster
+from hub.sessions import SigningSession
 from hub.store.unit_of_work import Store
 from hub.web_tokens import Claims, Purpose, TokenError, sign, verify
+from hub.web_urls import is_address_of
 
 log = logging.getLogger("signhub.web")
-
-# POST a JSON body to a URL with headers; True when the other side took it (2xx).
-Poster = Callable[[str, bytes, Mapping[str, str]], Awaitable[bool]]
 SIGNATURE_HEADER = "X-Signhub-Signature"
 
 
@@ -46,11 +46,17 @@ class WebConfig:
     window: timedelta
     token_ttl: timedelta
     public_url: str
+    bank_keys: Mapping[str, bytes] = field(default_factory=dict)  # bank code -> key of its notices
 
     def hall_with_key(self, secret: str) -> WebHall | None:
         given = secret.encode()
         # Compare with every key, in constant time each, so timing tells nothing about which.
         found = [h for h in self.halls if hmac.compare_digest(h.key, given)]
+        return found[0] if found else None
+
+    def bank_with_key(self, secret: str) -> str | None:
+        given = secret.encode()
+        found = [bank for bank, key in self.bank_keys.items() if hmac.compare_digest(key, given)]
         return found[0] if found else None
 
     def page_of(self, bank: str) -> str | None:
@@ -73,7 +79,7 @@ class SigningEntry:
         self._deps = deps
         self.config = config
         self._key = token_key
-        self._post = post
+        self.notices = NoticeRelay(store, deps.clock, post)
 
     def _token(self, session: SigningSession, purpose: Purpose) -> str:
         assert session.nonce is not None
@@ -81,9 +87,9 @@ class SigningEntry:
         return sign(self._key, Claims(session.session_id, purpose, session.nonce, expires))
 
     async def open(self, hall: WebHall, req: SessionRequest) -> SessionCreated | Refusal:
-        if hall.base_url is None or not req.return_url.startswith(hall.base_url):
+        if hall.base_url is None or not is_address_of(req.return_url, hall.base_url):
             return Refusal("BAD_RETURN_URL", "return_url must be an address of the web hall itself")
-        if req.notify_url is not None and not req.notify_url.startswith(hall.base_url):
+        if req.notify_url is not None and not is_address_of(req.notify_url, hall.base_url):
             return Refusal("BAD_RETURN_URL", "notify_url must be an address of the web hall itself")
         home = self._deps.segments.province_of(req.phone)
         now = self._deps.clock()
@@ -163,28 +169,32 @@ class SigningEntry:
             hall_ref=s.hall_ref,
         )  # fmt: skip
 
-    async def relay(self, notice: SigningNotice) -> Refusal | None:
-        """A bank that does not tell the web hall itself tells the hub, which passes it on."""
+    async def take_notice(self, bank: str, notice: SigningNotice) -> Refusal | None:
+        """The notice of `bank` (its key verified) about its session: taken once, then passed on to
+        the web hall in the background until it acknowledges (`NoticeRelay`)."""
+        if notice.bank != bank:
+            return Refusal("WRONG_BANK", f"the key is bank {bank}'s, the notice names bank {notice.bank}")
+        if bank not in self.config.via_hub:
+            return Refusal("NOT_VIA_HUB", f"bank {bank} tells the web hall itself, not through this hub")
+        now = self._deps.clock()
         async with self._store.unit_of_work() as uow:
             session = await uow.session(notice.session_id)
-        if session is None or session.bank != notice.bank or session.state in {SessionState.CREATED,
-                                                                               SessionState.ENTERED}:  # fmt: skip
-            return Refusal(
-                "UNKNOWN_SESSION", f"bank {notice.bank} has no session {notice.session_id} at its page"
-            )
-        hall = next((h for h in self.config.halls if h.name == session.hall), None)
-        if hall is None or session.notify_url is None:
+            taken = flow1.take_notice(session and flow1.current(session, now), bank=bank, result=notice.result.value)
+            if isinstance(taken, Refusal):
+                return taken
+            await uow.save_session(taken, now)
+            await uow.add_event(now, "notice.taken", flow_key=taken.key, party=f"bank.{bank}",
+                                detail={"result": notice.result.value})  # fmt: skip
+        hall = next((h for h in self.config.halls if h.name == taken.hall), None)
+        if hall is None or taken.notify_url is None:
             return None  # nowhere to pass it; the web hall asks the status endpoint
         body = notice.model_copy(update={"relayed_by": "signhub"}).model_dump_json(exclude_none=True).encode()
-        ok = await self._post(session.notify_url, body, {SIGNATURE_HEADER: signature(hall.key, body)})
-        async with self._store.unit_of_work() as uow:
-            await uow.add_event(self._deps.clock(), "notice.relayed", flow_key=session.key, party=f"bank.{notice.bank}",
-                                detail={"result": notice.result.value, "delivered": ok})  # fmt: skip
-        return None if ok else Refusal("HALL_UNREACHABLE", f"web hall {hall.name} did not take the notice")
+        self.notices.pass_on(taken, taken.notify_url, body, {SIGNATURE_HEADER: signature(hall.key, body)})
+        return None
 
 
 async def post_json(url: str, body: bytes, headers: Mapping[str, str]) -> bool:
-    """The hub's `Poster`: one bounded attempt (the web hall can always ask the status endpoint)."""
+    """The hub's `Poster`: one bounded attempt (`NoticeRelay` tries again)."""
     import httpx
 
     try:

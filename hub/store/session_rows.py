@@ -11,7 +11,7 @@ from hub.sessions import SessionState, SigningSession
 from hub.store.rows import from_ts, ts
 
 _DATA_FIELDS = ("return_url", "notify_url", "hall_ref", "nonce", "reason", "reason_code", "agreement_id",
-                "bank_agreement_no", "confirm_message_id", "confirm_fingerprint")  # fmt: skip
+                "bank_agreement_no", "confirm_message_id", "confirm_fingerprint", "notice")  # fmt: skip
 
 
 def session_to_row(s: SigningSession) -> dict[str, Any]:

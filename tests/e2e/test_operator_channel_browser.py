@@ -57,6 +57,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     ports = [free_port() for _ in range(3)]
     settings = hub_settings(
         workdir, web_hall_keys={"web": KEY}, web_hall_urls={"web": f"http://127.0.0.1:{ports[0]}"},
+        bank_notice_keys={"CCB": "ccb-notice-key-0123456789"},
         bank_pages={"*": f"http://127.0.0.1:{ports[1]}/bank/{{bank}}/sign"},
         sim_crm_api_url=f"http://127.0.0.1:{ports[2]}",
     )  # fmt: skip
@@ -198,7 +199,8 @@ async def test_ccb_tells_the_hub_which_passes_the_notice_to_the_web_hall(stack: 
     sent = [(url, n.result) for url, n, ok in stack.sites.bank_pages.notices_sent if n.bank == "CCB" and ok]
     assert sent == [(f"{stack.sites.addresses.hub}/web/bank-notices", "SIGNED")]
     hall = stack.sites.hall
-    assert hall is not None
+    assert hall is not None and stack.hub.entry is not None
+    await asyncio.wait_for(stack.hub.entry.notices.settled(), WAIT_MS / 1000)  # passed on in the background
     relayed = [(n.relayed_by, signed) for n, signed in hall.notices if n.bank == "CCB"]
     assert relayed == [("signhub", True)]  # signed with the hall's key by the hub
     await expect(page.locator("#notices")).to_contain_text("经统一支付系统转发")

@@ -39,3 +39,20 @@ async def test_an_operator_runs_a_bank_file_by_hand_and_the_bank_gets_its_result
     assert rows == [{"recharge_amount": 6600}]
     assert await run_recon(hub.settings, argparse.Namespace(action="status", party=None)) == 0
     assert "RECONCILED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("party", ["bank.CMB", "crm.XJ", "bank.ICBC.x", "crm.../../x"])
+async def test_an_operator_cannot_run_a_file_for_a_party_the_hub_does_not_serve(
+    hub: Hub, tmp_path: Path, capsys: pytest.CaptureFixture[str], party: str
+) -> None:
+    made = upload(tmp_path / "elsewhere", "bank.ICBC", today(), Scope.MONTHLY, [])
+    args = argparse.Namespace(action="run", party=party, file=made.path)
+    assert await run_recon(hub.settings, args) == 2
+    assert "not a party of this hub" in capsys.readouterr().err
+    assert _folders(Path(hub.settings.files) / "inbound") == set()
+    rows = await hub.store.query("SELECT party FROM recon_files WHERE party=?", (party,))
+    assert rows == []
+
+
+def _folders(path: Path) -> set[str]:
+    return {p.name for p in path.iterdir()} if path.is_dir() else set()

@@ -11,7 +11,7 @@ import pytest
 
 from hub.bootstrap import Hub
 from tests.support.probe import Probe
-from tests.support.recon import announce_raw, bank_line, signed, today
+from tests.support.recon import announce_raw, bank_line, reconcile, signed, today
 
 
 def _file(records: list[tuple[str, ...]], *, count: int | None = None, trailer: str | None = None,
@@ -121,3 +121,36 @@ async def test_a_record_that_is_not_utf8_is_refused_naming_its_line(
     reason = await _refused(hub, probe, "UTF.txt", data)
     assert reason.startswith("line 2:") and "UTF-8" in reason
     await _unchanged(hub, signed_pair)
+
+
+async def test_a_link_to_a_file_outside_the_area_is_refused_without_showing_that_file(
+    hub: Hub, probe: Probe, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"SECRET-FIRST-LINE\nSECRET-LAST-LINE\n")
+    folder = Path(hub.settings.files) / "inbound" / "bank.ICBC"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "LINK.txt").symlink_to(secret)
+    digest = hashlib.sha256(secret.read_bytes()).hexdigest()
+    for announced in (digest, "0" * 64):  # the right checksum gets further in the file, a wrong one less far
+        body = {"file_name": "LINK.txt", "business_date": today().isoformat(), "scope": "MONTHLY",
+                "record_count": 0, "sha256": announced}  # fmt: skip
+        answer = await announce_raw(probe, "bank.ICBC", body)
+        reason = answer.body["reason"]
+        assert answer.body["status"] == "REJECTED" and "LINK.txt is a link" in reason, answer.body
+        assert "SECRET" not in reason and digest not in reason
+
+
+async def test_a_link_at_the_name_the_hub_writes_an_error_file_under_is_replaced_and_its_target_kept(
+    hub: Hub, probe: Probe, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    folder = Path(hub.settings.files) / "outbound" / "crm.GD"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ERR_LINKED.txt.part").symlink_to(victim)
+    answer = await reconcile(hub, probe, "crm.GD", [], answer="recon.errors", file_name="LINKED.txt")
+    assert answer is not None and answer.type == "recon.errors", answer.body
+    assert victim.read_text() == "keep me\n"
+    written = folder / "ERR_LINKED.txt"
+    assert not written.is_symlink() and hashlib.sha256(written.read_bytes()).hexdigest() == answer.body["sha256"]

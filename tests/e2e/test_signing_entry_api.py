@@ -172,6 +172,16 @@ async def test_the_entry_refuses_a_bad_session_request_saying_why(
     assert answer.status_code == status and answer.json()["error"] == error, answer.text
 
 
+@pytest.mark.parametrize("field", ["return_url", "notify_url"])
+@pytest.mark.parametrize("url", [f"{HALL}@evil.example/x", f"{HALL}.evil.example/x", f"{HALL}1/x", f"{HALL}:8090/x",
+                                 "https://hall.example/x", "http://evil.example\\@hall.example/x"])  # fmt: skip
+async def test_an_address_that_only_starts_like_the_web_halls_is_refused(
+    client: httpx.AsyncClient, field: str, url: str
+) -> None:
+    answer = await client.post("/web/sessions", json=session_request(fresh_phone()) | {field: url})
+    assert answer.status_code == 422 and answer.json()["error"] == "BAD_RETURN_URL", answer.text
+
+
 async def test_a_body_that_is_not_json_is_refused(client: httpx.AsyncClient) -> None:
     answer = await client.post("/web/sessions", content=b"{not json")
     assert answer.status_code == 422 and answer.json()["error"] == "INVALID_REQUEST"

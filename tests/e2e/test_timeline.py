@@ -1,15 +1,19 @@
-"""The agreement's timeline across bank, hub, CRM and BOSS, over HTTP and from the CLI."""
+"""The agreement's timeline across bank, hub, CRM and BOSS, over HTTP (the console's API, as a
+viewer) and from the CLI."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
+from datetime import UTC, datetime
 
 import httpx
 
 from hub.bootstrap import Hub
+from hub.console.auth import Role, create_operator
 from tests.e2e.test_lifecycle import _answer, _signed
+from tests.support.console import PASSWORD, bearer
 from tests.support.probe import Probe, to
 
 
@@ -17,8 +21,10 @@ async def test_the_timeline_shows_every_step_of_a_full_flow_and_what_is_outstand
     hub: Hub, probe: Probe
 ) -> None:
     a = await _signed(probe)
-    url = f"http://127.0.0.1:{hub.settings.http_port}/agreements/{a['phone']}"
-    async with httpx.AsyncClient() as client:
+    await create_operator(hub.store, "tess", Role.VIEWER, PASSWORD, by="test", now=datetime.now(UTC))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.settings.http_port}") as client:
+        client.headers.update(await bearer(client, "tess"))
+        url = f"/api/ops/agreements/{a['phone']}"
         before = (await client.get(url)).json()["agreements"][0]
         assert any("sign.synced" in o for o in before["outstanding"])
         await probe.publish("crm.GD", "sign.synced", {"agreement_id": a["agreement_id"], "result": "OK"})
@@ -33,7 +39,7 @@ async def test_the_timeline_shows_every_step_of_a_full_flow_and_what_is_outstand
         modify = {"phone": a["phone"], "recharge_amount": 3000}
         await _answer(probe, await probe.publish("crm.GD", "modify.request", modify))
         report = (await client.get(url)).json()["agreements"][0]
-        missing = await client.get(f"http://127.0.0.1:{hub.settings.http_port}/agreements/13000000000")
+        missing = await client.get("/api/ops/agreements/13000000000")
     events = [e["event"] for e in report["timeline"]]
     for step in ("sign.requested", "crm.verified", "agreement.active", "crm.synced", "boss.sync.relayed",
                  "boss.synced", "agreement.modify"):  # fmt: skip

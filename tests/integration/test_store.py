@@ -7,7 +7,9 @@ Each test opens its own database (a file under tmp_path, or a fresh PostgreSQL d
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -415,3 +417,27 @@ async def test_the_database_files_never_contain_a_clear_card_or_id_number(tmp_pa
 def _files_containing(directory: Path, needle: bytes) -> list[str]:
     """Every file of the database (main file, WAL, shared memory), scanned byte for byte."""
     return [f.name for f in directory.iterdir() if needle in f.read_bytes()]
+
+
+# --- the store's files are its owner's alone ---------------------------------------------------
+
+
+async def test_a_new_store_and_its_wal_are_readable_by_their_owner_alone(tmp_path: Path) -> None:
+    db = tmp_path / "hub.db"
+    umask = os.umask(0o022)  # the usual umask, which leaves a file SQLite creates 0644
+    try:
+        store = await SqliteStore.open(db)
+    finally:
+        os.umask(umask)
+    try:
+        async with store.unit_of_work() as uow:
+            await uow.insert_agreement(agreement("A1"))
+        files = _modes(tmp_path)
+    finally:
+        await store.close()
+    assert {"hub.db", "hub.db-wal", "hub.db-shm"} <= set(files), files
+    assert files == dict.fromkeys(files, 0o600), {name: oct(mode) for name, mode in files.items()}
+
+
+def _modes(directory: Path) -> dict[str, int]:
+    return {f.name: stat.S_IMODE(f.stat().st_mode) for f in directory.iterdir()}

@@ -1,8 +1,10 @@
 """For the console's tests: a hub whose manual and dead queues nobody consumes (the console must
-drain them itself), operators of every role, and a duplicate-signing case made through the broker."""
+drain them itself), operators of every role, signing in by the API or by the sign-in form as a
+browser does (with its CSRF token), and a duplicate-signing case made through the broker."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import httpx
 
 from hub.bootstrap import Hub, build_hub
 from hub.console.auth import Role, create_operator
@@ -21,6 +24,7 @@ from tests.support.probe import Probe, to
 PASSWORD = "s3cret-password"
 OPERATORS = {"root": Role.ADMIN, "alice": Role.OPERATOR, "olga": Role.OPERATOR, "bob": Role.APPROVER,
              "vera": Role.VIEWER}  # fmt: skip
+_CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 
 
 @asynccontextmanager
@@ -44,6 +48,28 @@ async def console_hub(workdir: Path, **overrides: Any) -> AsyncIterator[tuple[Hu
 
 def base_url(hub: Hub) -> str:
     return f"http://127.0.0.1:{hub.settings.http_port}"
+
+
+async def bearer(api: httpx.AsyncClient, name: str, password: str = PASSWORD) -> dict[str, str]:
+    """The API's credential of `name`: `Authorization: Bearer <token>`."""
+    response = await api.post("/api/ops/login", json={"name": name, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of a console page's forms ('' when the page has none)."""
+    found = _CSRF.search(html)
+    return found.group(1) if found else ""
+
+
+async def page_sign_in(web: httpx.AsyncClient, name: str) -> str:
+    """Signs in through the sign-in form as a browser does (the client keeps the cookies); returns
+    the CSRF token of the session's forms."""
+    form = await web.get("/ops/login")
+    done = await web.post("/ops/login", data={"name": name, "password": PASSWORD, "csrf": csrf_of(form.text)})
+    assert done.status_code == 303 and done.headers["location"] == "/ops/cases", done.headers.get("location")
+    return csrf_of((await web.get("/ops/cases")).text)
 
 
 async def queue_depth(hub: Hub, queue: str) -> int:

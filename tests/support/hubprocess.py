@@ -39,8 +39,9 @@ class HubProcess:
 
     async def start(self, *, crash_at: str | None = None, timeout: float = 30.0) -> None:
         env = dict(self._env)
-        if crash_at:
+        if crash_at:  # fault injection takes two switches (hub.faults)
             env["SIGNHUB_FAULT_CRASH_AT"] = crash_at
+            env["SIGNHUB_ALLOW_FAULT_INJECTION"] = "true"
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "hub.cli", "run", env=env, stderr=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,

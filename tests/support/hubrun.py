@@ -13,6 +13,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 
 from hub.bootstrap import Hub, build_hub
+from hub.broker_connection import tls_context, url_with_tls_files
 from hub.messaging.topology import delete_topology
 from hub.settings import Settings, load_settings
 from hub.store.unit_of_work import Store
@@ -70,10 +71,12 @@ async def running_hub(
     url = settings.amqp_url.get_secret_value()  # the machine's broker unless a test gives its own node
     hub = await build_hub(settings, store=store, **({"clock": clock} if clock else {}))
     await hub.start()
-    probe = await Probe.connect(url, settings.prefix, party_queues(settings))
+    # Over amqps:// the probe shows the hub's own TLS settings: a party with a certificate from the same CA.
+    probe = await Probe.connect(url, settings.prefix, party_queues(settings), ssl_context=tls_context(settings))
     try:
         yield hub, probe
     finally:
         await probe.close()
         await hub.stop()
-        await delete_topology(url, hub.hub_names, hub.registry.parties(), len(settings.retry_delays_s))
+        await delete_topology(url_with_tls_files(settings), hub.hub_names, hub.registry.parties(),
+                              len(settings.retry_delays_s))  # fmt: skip

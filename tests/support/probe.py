@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,8 +44,11 @@ class Probe:
         self._changed = asyncio.Condition()
 
     @classmethod
-    async def connect(cls, url: str, prefix: str, queues: list[str]) -> Probe:
-        connection = await aio_pika.connect_robust(url)
+    async def connect(
+        cls, url: str, prefix: str, queues: list[str], *, ssl_context: ssl.SSLContext | None = None
+    ) -> Probe:
+        """`ssl_context`: for an amqps:// URL, whom to trust and which client certificate to show."""
+        connection = await aio_pika.connect_robust(url, ssl_context=ssl_context)
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         await channel.set_qos(prefetch_count=200)
         probe = cls(connection, channel, prefix)
@@ -56,7 +60,7 @@ class Probe:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:
             body = json.loads(message.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a dead copy of a body nested too deep
             body = {"_raw": message.body.decode("utf-8", errors="replace")}
         headers = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in (message.headers or {}).items()}
         got = Received(

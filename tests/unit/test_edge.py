@@ -150,7 +150,7 @@ def test_without_user_ids_required_any_user_id_is_accepted() -> None:
 
 
 def test_an_operator_replay_keeps_the_original_sender_and_passes_the_user_id_check() -> None:
-    assert isinstance(_classify(_delivery(user_id="hub", replay=True), require_user_id=True), Accepted)
+    assert isinstance(_classify(_delivery(user_id="hub", replay_by="op"), require_user_id=True), Accepted)
 
 
 # --- the envelope and the body -------------------------------------------------------------

@@ -44,7 +44,7 @@ def test_every_fuzzed_input_is_classified_as_the_contract_says_and_nothing_raise
 
     if given_input.expect == "accept":
         assert isinstance(verdict, Accepted), (given_input.kind, verdict)
-        assert verdict.message_id == f"fz-{n}"
+        assert verdict.message_id == given_input.message_id(n)
     elif given_input.expect == "either":
         assert isinstance(verdict, Accepted) or verdict.reason.value == "INVALID_MESSAGE", verdict
     else:

@@ -133,3 +133,28 @@ def test_the_same_confirmation_again_gets_a_copy_of_the_answer() -> None:
     assert repeat.copy_latest == ("bank.ICBC.sign.result", "m1")
     changed = decide(done, confirmed(bank_agreement_no="BA2"), message_id="m3")
     assert changed.out[0].body.reason_code == "REQUEST_MISMATCH"
+
+
+# --- the notice of a bank that tells the web hall through the hub ---------------------------
+
+
+def test_a_banks_notice_is_taken_once_for_a_session_at_its_page_or_later() -> None:
+    taken = flow1.take_notice(at_bank(), bank="ICBC", result="SIGNED")
+    assert isinstance(taken, SigningSession) and taken.notice == "SIGNED"
+    again = flow1.take_notice(taken, bank="ICBC", result="FAILED")
+    assert isinstance(again, flow1.Refusal) and again.code == "NOTICE_TAKEN"
+    active = flow1.take_notice(replace(at_bank(), state=SessionState.ACTIVE), bank="ICBC", result="SIGNED")
+    assert isinstance(active, SigningSession)
+
+
+@pytest.mark.parametrize(("state", "bank", "code"), [
+    (SessionState.CREATED, "ICBC", "UNKNOWN_SESSION"), (SessionState.ENTERED, "ICBC", "UNKNOWN_SESSION"),
+    (SessionState.AT_BANK, "CCB", "UNKNOWN_SESSION"), (SessionState.EXPIRED, "ICBC", "EXPIRED"),
+])  # fmt: skip
+def test_a_notice_before_the_bank_page_of_another_bank_or_after_expiry_is_refused(
+    state: SessionState, bank: str, code: str
+) -> None:
+    refused = flow1.take_notice(replace(at_bank(), state=state), bank=bank, result="SIGNED")
+    assert isinstance(refused, flow1.Refusal) and refused.code == code
+    assert flow1.take_notice(None, bank=bank, result="SIGNED") == flow1.Refusal(
+        "UNKNOWN_SESSION", f"bank {bank} has no session at its page with this id")  # fmt: skip

@@ -7,6 +7,7 @@ patch of hub code) and clear any the developer's shell may have set.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,80 @@ def test_an_unknown_province_is_named_in_the_error(monkeypatch: pytest.MonkeyPat
 def test_a_postgresql_store_url_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIGNHUB_STORE", "postgresql://hub@db.example/signhub")
     assert load_settings().store_is_postgres
+
+
+def test_bank_notice_keys_are_read_as_bank_equals_key_and_kept_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNHUB_BANK_NOTICE_KEYS", "CCB=ccb-notice-key-0123456789, ICBC=icbc-notice-key-0123456789")
+    s = load_settings()
+    assert {bank: key.get_secret_value() for bank, key in s.bank_notice_keys.items()} == {
+        "CCB": "ccb-notice-key-0123456789", "ICBC": "icbc-notice-key-0123456789"}  # fmt: skip
+    assert "notice-key" not in repr(s)
+
+
+@pytest.mark.parametrize("value", ["CCB=too-short", "ccb=lower-case-bank-0123456789", "CCB"])
+def test_a_bad_bank_notice_key_is_named_by_its_setting_and_never_shown(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("SIGNHUB_BANK_NOTICE_KEYS", value)
+    with pytest.raises(SettingsError, match="SIGNHUB_BANK_NOTICE_KEYS=<secret>") as raised:
+        load_settings()
+    key = value.partition("=")[2]
+    assert not key or key not in str(raised.value)
+
+
+def _pem_files(folder: Path) -> dict[str, str]:
+    for name in ("ca.pem", "client.pem", "client.key"):
+        (folder / name).write_text("PEM\n")  # only their being there is checked here
+    return {"SIGNHUB_AMQP_CA": str(folder / "ca.pem"), "SIGNHUB_AMQP_CERT": str(folder / "client.pem"),
+            "SIGNHUB_AMQP_KEY": str(folder / "client.key")}  # fmt: skip
+
+
+def test_tls_files_are_read_with_an_amqps_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SIGNHUB_AMQP_URL", "amqps://hub:secret@broker.example:5671/")
+    for key, value in _pem_files(tmp_path).items():
+        monkeypatch.setenv(key, value)
+
+    s = load_settings()
+
+    assert (s.amqp_ca, s.amqp_cert, s.amqp_key) == (tmp_path / "ca.pem", tmp_path / "client.pem", tmp_path / "client.key")
+
+
+def test_tls_is_off_by_default_and_amqps_needs_no_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (load_settings().amqp_ca, load_settings().amqp_cert, load_settings().amqp_key) == (None, None, None)
+    monkeypatch.setenv("SIGNHUB_AMQP_URL", "amqps://hub:secret@broker.example:5671/")
+    assert load_settings().amqp_ca is None  # the system's CAs, no client certificate
+
+
+@pytest.mark.parametrize("given", ["SIGNHUB_AMQP_CERT", "SIGNHUB_AMQP_KEY"])
+def test_a_client_certificate_and_its_key_come_together_or_the_error_names_the_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str
+) -> None:
+    monkeypatch.setenv("SIGNHUB_AMQP_URL", "amqps://hub:secret@broker.example:5671/")
+    monkeypatch.setenv(given, _pem_files(tmp_path)[given])
+
+    with pytest.raises(SettingsError, match=r"SIGNHUB_AMQP_KEY=.*come together: give both or neither"):
+        load_settings()
+
+
+@pytest.mark.parametrize("key", ["SIGNHUB_AMQP_CA", "SIGNHUB_AMQP_CERT", "SIGNHUB_AMQP_KEY"])
+def test_a_tls_file_that_is_not_there_is_an_error_naming_its_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str
+) -> None:
+    monkeypatch.setenv("SIGNHUB_AMQP_URL", "amqps://hub:secret@broker.example:5671/")
+    for name, value in _pem_files(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv(key, str(tmp_path / "missing.pem"))
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+
+    assert f"{key}='{tmp_path / 'missing.pem'}'" in str(raised.value) and "no such file" in str(raised.value)
+
+
+def test_tls_files_with_a_plain_amqp_url_are_an_error_naming_the_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SIGNHUB_AMQP_CA", _pem_files(tmp_path)["SIGNHUB_AMQP_CA"])
+
+    with pytest.raises(SettingsError, match=r"SIGNHUB_AMQP_CA=.*only used with an amqps:// SIGNHUB_AMQP_URL"):
+        load_settings()
