@@ -40,6 +40,7 @@ from bench.fault_hub import (
     new_prefix,
     store_rows,
 )  # fmt: skip
+from bench.provenance import commit_measured
 from simulators.steady import SteadyParties
 
 _REPEATABLE = {"verify.request"}  # a silent CRM is asked again under a new message_id: not doubled
@@ -137,7 +138,7 @@ async def run_faults(plan: FaultPlan, workdir: Path) -> FaultReport:
 
 async def run_faults_on(plan: FaultPlan, workdir: Path, node: BrokerNode | None) -> FaultReport:
     """The run on `node` (restarted and cut as planned), or on the machine's broker (kills only)."""
-    rng, report, began = random.Random(plan.seed), FaultReport(plan, commit=_commit()), time.monotonic()
+    rng, report, began = random.Random(plan.seed), FaultReport(plan, commit=commit_measured()), time.monotonic()
     prefix = new_prefix("fault")
     url = node.url if node is not None else AMQP_URL
     async with hub_store(plan.store, workdir) as store:
@@ -164,14 +165,6 @@ async def run_faults_on(plan: FaultPlan, workdir: Path, node: BrokerNode | None)
             await delete_hub_topology(prefix, url)
     report.wall_s = time.monotonic() - began
     return report
-
-
-def _commit() -> str:
-    import subprocess
-
-    found = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
-                           cwd=Path(__file__).resolve().parents[1], check=False)  # fmt: skip
-    return found.stdout.strip() or "unknown (not a git checkout)"
 
 
 async def _steady_load(parties: SteadyParties, rate: float, stop: asyncio.Event) -> None:

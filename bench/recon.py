@@ -9,7 +9,8 @@ the whole bank-against-hub reconciliation (`recon.file` in -> corrections commit
 `recon.result` out) and the province side (`recon.file` -> `recon.errors`), with the hub's
 phase timings, peak RSS and rows/s, while a scripted bank and CRM keep signing and the latency
 of each signing (`sign.request` -> `sign.response`) is measured. Last, in a separate process,
-the reference: DuckDB's full outer join of the same two data sets exported as plain CSV.
+the reference: DuckDB's full outer join of the same two data sets exported as plain CSV; the
+hub's corrections must be the very rows (key and class) the reference found, or it exits 1.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -34,6 +36,7 @@ from typing import Any
 import aio_pika
 import duckdb
 
+from bench.provenance import measured_line
 from hub.bootstrap import build_hub
 from hub.flows.reconciliation import SHANGHAI
 from hub.messaging.topology import delete_topology
@@ -241,7 +244,8 @@ async def run_hub(work: Path, files: dict[str, Path], day: date, rows: int) -> d
             await wait_for(lambda m=mid: m in signer.received, 3600)  # type: ignore[misc]
             ended = time.perf_counter()
             report[kind] = {"seconds": ended - started, "records": count, "answer": signer.received[mid],
-                            "latency": signer.latency(started, ended), "rss_mb": rss_mb()}  # fmt: skip
+                            "latency": signer.latency(started, ended), "rss_mb": rss_mb(),
+                            "message_id": mid}  # fmt: skip
         assert hub.reconciler is not None
         report["phases"] = [(file_name, phase, seconds, signer.latency(ended - seconds, ended))
                             for file_name, phase, seconds, ended in hub.reconciler.phases]  # fmt: skip
@@ -281,7 +285,7 @@ _HUB_COLS = ("agreement_id", "bank", "bank_agreement_no", "phone", "province", "
              "thr", "amt", "auto_pay", "signed_at", "changed_at")  # fmt: skip
 REFERENCE = """
 import duckdb, sys, time, resource
-bank, hub, bank_cols, hub_cols = sys.argv[1:5]
+bank, hub, bank_cols, hub_cols, found = sys.argv[1:6]
 con = duckdb.connect()
 con.execute("SET memory_limit='512MB'; SET enable_progress_bar=false")
 def source(path, cols):
@@ -293,7 +297,13 @@ con.execute(f"CREATE TABLE d AS SELECT * FROM {source(bank, bank_cols)} b FULL O
             " OR b.amt <> h.amt")
 seconds = time.perf_counter() - t
 rows = con.execute("SELECT count(*) FROM d").fetchone()[0]
-print(f"{seconds:.2f} {rows} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# Not timed: each differing row's key and class, to check against the hub's (DuckDB names the hub's
+# columns that clash with the bank's <name>_1).
+con.execute("COPY (SELECT coalesce(k, bank_agreement_no), CASE WHEN bank_agreement_no IS NULL THEN 'MISSING_AT_HUB'"
+            " WHEN k IS NULL THEN 'MISSING_AT_BANK' WHEN status <> status_1 THEN 'STATUS_MISMATCH'"
+            f" ELSE 'TERMS_MISMATCH' END FROM d) TO '{found}' (HEADER false, DELIMITER '|')")
+print(f"{seconds:.2f} {rows} {peak:.0f}")
 """
 
 
@@ -304,10 +314,11 @@ def export_hub(work: Path) -> Path:
     return hub_csv
 
 
-def reference(files: dict[str, Path], hub_csv: Path) -> tuple[float, int, float]:
-    """The same two data sets as plain CSV (the bank's records; the hub's export), joined by DuckDB."""
+def reference(files: dict[str, Path], hub_csv: Path, found: Path) -> tuple[float, int, float]:
+    """The same two data sets as plain CSV (the bank's records; the hub's export), joined by DuckDB;
+    `found` gets each differing row's key and class."""
     out = subprocess.run([sys.executable, "-c", REFERENCE, str(files["bank_plain"]), str(hub_csv), ",".join(_BANK_COLS),
-                          ",".join(_HUB_COLS)],
+                          ",".join(_HUB_COLS), str(found)],
                          capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
     return float(out[0]), int(out[1]), float(out[2])
 
@@ -325,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     work: Path = args.workdir
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    log(measured_line())
     day = (datetime.now(SHANGHAI) - timedelta(days=1)).date()
     t = time.perf_counter()
     generate_store(work / "hub.db", args.rows)
@@ -336,12 +348,43 @@ def main(argv: list[str] | None = None) -> int:
     hub_csv = export_hub(work)
     report = asyncio.run(run_hub(work, files, day, args.rows))
     _print(report)
-    ref_s, ref_rows, ref_rss = reference(files, hub_csv)
+    ref_s, ref_rows, ref_rss = reference(files, hub_csv, work / "reference-rows.csv")
     bank_s = report["bank"]["seconds"]
     log(f"reference: DuckDB full outer join of the two plain CSVs: {ref_s:.2f} s ({ref_rows:,} differing rows,"
         f" peak RSS {ref_rss:.0f} MiB)")  # fmt: skip
     log(f"ratio: bank-against-hub reconciliation / reference join = {bank_s / ref_s:.1f}x (target 5x)")
-    return 0
+    hub_rows = hub_found(work / "hub.db", report["bank"]["message_id"])
+    return 0 if same_rows(hub_rows, reference_found(work / "reference-rows.csv")) else 1
+
+
+def hub_found(db: Path, message_id: str) -> list[tuple[str, str]]:
+    """The hub's rows: each correction it made for the bank's file (a timeline event of the file's
+    message), as the agreement's bank number and the discrepancy class."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return sorted(conn.execute(
+            "SELECT a.bank_agreement_no, json_extract(e.detail, '$.discrepancy') FROM events e JOIN agreements a"
+            " ON a.agreement_id = e.agreement_id WHERE e.event = 'agreement.reconciled' AND e.message_id = ?",
+            (message_id,)))  # fmt: skip
+    finally:
+        conn.close()
+
+
+def reference_found(path: Path) -> list[tuple[str, str]]:
+    with path.open(encoding="utf-8") as f:
+        return sorted((key, kind) for key, kind in (line.rstrip("\n").split("|") for line in f))
+
+
+def same_rows(hub: list[tuple[str, str]], ref: list[tuple[str, str]]) -> bool:
+    """Prints whether the hub corrected the very rows the reference found, each with its class."""
+    if hub == ref:
+        log(f"same rows: the hub corrected the {len(hub):,} rows the reference found, each in the same class")
+        return True
+    only_hub, only_ref = Counter(hub) - Counter(ref), Counter(ref) - Counter(hub)
+    log(f"!! the rows differ: hub {len(hub):,}, reference {len(ref):,}; only the hub's "
+        f"({only_hub.total():,}), e.g. {sorted(only_hub.elements())[:5]}; only the reference's "
+        f"({only_ref.total():,}), e.g. {sorted(only_ref.elements())[:5]}")  # fmt: skip
+    return False
 
 
 def _print(report: dict[str, Any]) -> None:

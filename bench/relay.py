@@ -20,6 +20,7 @@ import aiormq
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, ExchangeType
 
 from bench import wire
+from bench.provenance import measured_line
 
 _QUORUM = {"x-queue-type": "quorum"}
 
@@ -117,7 +118,7 @@ async def run(url: str, prefix: str, prefetch: int) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    print("relay ready", flush=True)
+    print(f"relay ready; {measured_line()}", flush=True)  # the raw side's output names it
     await stop.wait()
     await conn.close()
 

@@ -28,6 +28,7 @@ from bench.drive import Driver, DriveResult, missing_by_step
 from bench.hubproc import HubProcess, export_code
 from bench.looplag import LoopLag
 from bench.parties import Parties, Timeline
+from bench.provenance import measured_line
 from bench.stats import latency_line, p99_by_tenth, steady_rate, summary_ms
 
 Report = Callable[[str], None]
@@ -58,6 +59,7 @@ async def describe(args: argparse.Namespace, report: Report) -> None:
         broker = f"{server.get('product')} {server.get('version')}"
     finally:
         await conn.close()
+    report(measured_line(args.hub_commit))
     report("== machine ==")
     for key, value in proc.machine().items():
         report(f"  {key}: {value}")
@@ -169,7 +171,8 @@ def _write_profile(args: argparse.Namespace, report: Report, folded: Path, secon
         return
     text = profiling.summary(folded.read_text(), seconds, args.profile_rate)
     target = OUT / f"{args.profile_name}.txt"
-    target.write_text(f"hub profile during: {' '.join(sys.argv[1:])}\n{_git_state()}\n\n{text}\n")
+    target.write_text(f"{measured_line(args.hub_commit)}\nhub profile during: {' '.join(sys.argv[1:])}\n"
+                      f"{_git_state()}\n\n{text}\n")  # fmt: skip
     report(f"  profile: {_shown(target)} (collapsed stacks in {_shown(folded)})")
 
 
@@ -196,6 +199,7 @@ async def run_raw_side(args: argparse.Namespace, report: Report, run_id: str) ->
         report("")
         report(f"== raw-broker bound: bare relay (pid {relay_proc.pid}, python -m bench.relay, prefetch "
                f"{args.relay_prefetch}) in place of the hub, same parties, same queues ==")  # fmt: skip
+        report(f"  relay: {said.decode(errors='replace').strip()}")
         watch = {"relay": [relay_proc.pid], "broker": proc.broker_pids()}
         side = await _drive_side("raw", args, report, prefix, run_id, watch, rss_pid=None)
     finally:

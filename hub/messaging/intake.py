@@ -199,7 +199,7 @@ class Intake:
         now = self._deps.clock()
         dead_id = self._deps.new_id("D")
         error = "; ".join(rejected.errors)
-        sender = str(rejected.sender) if rejected.sender else d.routing_key.rsplit(".", 1)[0]
+        sender = str(rejected.sender) if rejected.sender else _claimed_sender(d.routing_key)
         msg_type = d.msg_type or rejected.msg_type or ""
         kept = kept_of(d.body, MAX_BODY)
         record = DeadRecord(
@@ -236,7 +236,13 @@ class Intake:
 def _ids(d: Delivery, sender: str | None = None) -> dict[str, Any]:
     """The ids a log line about `d` carries (hub.logging writes them as fields)."""
     return {"message_id": d.message_id, "correlation_id": d.correlation_id, "msg_type": d.msg_type,
-            "sender": sender or d.routing_key.rsplit(".", 1)[0]}  # fmt: skip
+            "sender": sender or _claimed_sender(d.routing_key)}  # fmt: skip
+
+
+def _claimed_sender(routing_key: str) -> str:
+    """`<kind>.<code>` as the routing key names it (`bank.NOPE.sign.request` -> `bank.NOPE`), for a
+    sender the registry does not know; the type after it may itself contain dots."""
+    return ".".join(routing_key.split(".")[:2])
 
 
 def _rejection(d: Delivery, rejected: Rejected) -> Message:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,11 +18,13 @@ from typing import Any
 
 import pytest
 
+from contracts.routing import PartyKind
 from hub.bootstrap import Hub, build_hub
 from hub.messaging.topology import delete_topology
 from hub.segments import SegmentTable
-from simulators.bank import BankKnobs
-from simulators.crm import CrmKnobs
+from simulators.bank import BankKnobs, BankSimulator
+from simulators.crm import CrmKnobs, CrmSimulator
+from simulators.recording import Received
 from simulators.runner import Simulators, start_simulators
 from simulators.seed import build_world
 from tests.support.data import confirmed, fresh_phone, sign_request, verify_ok_prepaid
@@ -66,6 +69,22 @@ async def _until(what: str, check: Callable[[], Any], timeout: float = WAIT_S) -
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout}s")
         await asyncio.sleep(0.1)  # polling the store: nothing announces "the hub took it"
+
+
+async def _everything_said_to(*sims: BankSimulator | CrmSimulator) -> None:
+    """Whatever the hub had to send these parties about the messages before has arrived: each sends
+    a body that is not JSON, and the hub's refusal of it comes after (the hub takes its one inbound
+    queue in order; each party's queue delivers in order)."""
+    for sim in sims:
+        mid, party, got = f"marker-{uuid.uuid4().hex[:8]}", sim.client.party, sim.recorder.received
+        msg_type = "sign.request" if party.kind is PartyKind.BANK else "verify.response"
+        await sim.client.publish_raw(f"{party}.{msg_type}", b"{marker, not json", message_id=mid, type=msg_type,
+                                     content_type="application/json")  # fmt: skip
+
+        def refused(mid: str = mid, got: list[Received] = got) -> bool:
+            return any(r.correlation_id == mid and r.msg_type == "message.rejected" for r in got)
+
+        await sim.recorder.wait_until(refused, f"the refusal of marker {mid}", WAIT_S)
 
 
 async def _agreements(hub: Hub, phone: str) -> list[dict[str, Any]]:
@@ -114,7 +133,7 @@ async def test_a_crm_answering_after_the_last_ask_timed_out_changes_nothing(tmp_
         phone, rid = await _sign(sims)
         answer = await sims.banks["ICBC"].wait_response(rid, WAIT_S)
         await _until("the late answers taken", lambda: _verify_answers_taken(hub, 2))
-        await asyncio.sleep(0.5)
+        await _everything_said_to(sims.banks["ICBC"])
 
         assert answer["result"] == "REJECTED" and answer["reason_code"] == "CRM_TIMEOUT"
         assert len(sims.banks["ICBC"].recorder.of_type("sign.response")) == 1
@@ -129,7 +148,7 @@ async def test_a_bank_that_sends_every_message_twice_has_one_effect(tmp_path: Pa
         result = await sims.banks["ICBC"].wait_result(rid, WAIT_S)
         await sims.crms["GD"].wait_agreement(phone, WAIT_S)
         await _until("both confirmations taken", lambda: _inbox_count(hub, "sign.confirmed", 1))
-        await asyncio.sleep(0.5)
+        await _everything_said_to(sims.banks["ICBC"], sims.crms["GD"])
 
         assert result["status"] == "ACTIVE"
         bank = sims.banks["ICBC"].recorder

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import aio_pika
 import pytest
 
 from hub.bootstrap import Hub
@@ -74,11 +77,38 @@ async def test_a_type_of_another_kind_is_an_unauthorized_sender(probe: Probe) ->
     await _refused(probe, mid, "bank.ICBC", "UNAUTHORIZED_SENDER")
 
 
-async def test_an_unknown_sender_is_refused_and_nobody_is_answered(probe: Probe) -> None:
-    mid = await probe.publish("bank.NOPE", "sign.request", sign_request(fresh_phone()))
-    dead = await probe.expect("dead copy", _dead(probe, mid))
+@asynccontextmanager
+async def _everything_the_hub_sends(hub: Hub) -> AsyncIterator[Probe]:
+    """A temporary queue bound with `#` to the outbound exchange, read by a probe of its own: it
+    gets whatever the hub publishes, to any routing key, whether a party's queue takes it or not."""
+    url, name = hub.settings.amqp_url.get_secret_value(), f"{hub.settings.prefix}.test-tap-{uuid.uuid4().hex[:8]}"
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name)
+        try:
+            await queue.bind(hub.deps.names.outbound_exchange, "#")
+            tap = await Probe.connect(url, hub.settings.prefix, [name])
+            try:
+                yield tap
+            finally:
+                await tap.close()
+        finally:
+            await queue.delete(if_unused=False, if_empty=False)
+
+
+async def test_an_unknown_sender_is_refused_and_nobody_is_answered(hub: Hub, probe: Probe) -> None:
+    async with _everything_the_hub_sends(hub) as sent:
+        mid = await probe.publish("bank.NOPE", "sign.request", sign_request(fresh_phone()))
+        dead = await probe.expect("dead copy", _dead(probe, mid))
+        # Whatever the hub sent about `mid` went out before its refusal of a marker sent after it.
+        marker = await probe.publish("bank.ICBC", "sign.request", {"marker": True})
+        await sent.expect("the marker's refusal", to("bank.ICBC", "message.rejected", message_id=marker))
+
     assert dead.headers["x-signhub-reason"] == "UNKNOWN_SENDER"
-    assert not probe.all(lambda r: r.type == "message.rejected" and r.body.get("message_id") == mid)
+    assert dead.headers["x-signhub-sender"] == "bank.NOPE"  # the sender the routing key claims, not "bank.NOPE.sign"
+    about_it = [r for r in sent.received if r.routing_key.startswith("bank.NOPE.")
+                or mid in (r.correlation_id, r.body.get("message_id"))]  # fmt: skip
+    assert about_it == [], "the hub answered a sender it does not know"
 
 
 async def test_every_type_a_party_may_send_has_a_handler_except_flow_4s(hub: Hub) -> None:

@@ -20,7 +20,7 @@ from tests.support.probe import Probe, to
 async def flaky_hub(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Hub, Probe, FlakyStore]]:
     workdir = Path(tmp_path_factory.mktemp("flaky"))
     store = FlakyStore(await SqliteStore.open(workdir / "hub.db"))
-    async with running_hub(workdir, store=store, retry_delays_s=[0.2, 0.4, 0.8]) as (hub, probe):  # type: ignore[arg-type]
+    async with running_hub(workdir, store=store, retry_delays_s=[0.2, 0.4, 0.8]) as (hub, probe):
         yield hub, probe, store
 
 

@@ -1,7 +1,7 @@
 """A store whose units of work fail as a busy database would, for chosen messages.
 
 Passed to the composition root in place of the real store (no patching): everything else is the
-real SQLite store.
+real store, SQLite or PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from hub.errors import StoreBusy
-from hub.store.sqlite import SqliteStore, SqliteUnitOfWork
+from hub.store.unit_of_work import Store, UnitOfWork
 
 
 class _FlakyUnitOfWork:
-    def __init__(self, inner: SqliteUnitOfWork, store: FlakyStore) -> None:
+    def __init__(self, inner: UnitOfWork, store: FlakyStore) -> None:
         self._inner = inner
         self._store = store
 
@@ -33,7 +33,7 @@ class _FlakyUnitOfWork:
 
 
 class FlakyStore:
-    def __init__(self, inner: SqliteStore) -> None:
+    def __init__(self, inner: Store) -> None:
         self.inner = inner
         self.failures: dict[str, int] = {}  # message_id -> failures left (-1: always)
         self.attempts: Counter[str] = Counter()
