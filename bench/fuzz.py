@@ -3,11 +3,13 @@
     python -m bench.fuzz --inputs 10000          # long mode
     python -m bench.fuzz --inputs 300 --seed 3   # what the test suite runs
 
-Each input (bench/fuzz_inputs.py) is published to the hub's inbound exchange as a party would.
-The edge's verdict for it (`classify`, unit-fuzzed in tests/unit/test_edge_fuzz.py) says what
-must follow: a refused input gets a dead-queue copy with `x-signhub-reason` and, from a known
-sender, `message.rejected`; it leaves no inbox, flow or agreement row. The hub must stay up.
-Prints the count and the outcome classes.
+Each input (bench/fuzz_inputs.py) is published to the hub's inbound exchange as a party would,
+and carries its own label (bench/fuzz_expect.py): what the contract says must follow, from how the
+generator made it, never from the hub's classifier. Everything the hub sends back is judged against
+it (bench/fuzz_judge.py): the refusal's dead copy and `message.rejected` (reason and recipient), the
+answer to an accepted input, never two refusals. The store must show no inbox row of a refused
+input and one of every accepted input, no flow but those accepted sign.requests opened, no
+agreement; the hub must stay up. Prints the count, the outcome classes and the problems.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from hypothesis import seed as hypothesis_seed
 
 from bench.fault_hub import AMQP_URL, HubConfig, HubUnderFault, delete_hub_topology, free_port, new_prefix
 from bench.fault_hub import store_rows as rows
-from bench.fuzz_inputs import BANKS, MAX_BODY, PROVINCES, FuzzInput, fuzz_input
-from bench.fuzz_wire import Collector, publish_all
-from hub.messaging.edge import Accepted, Rejected, classify, sender_of
-from hub.parties import Registry
-from hub.protection import mask_digits_in_text as shown
+from bench.fuzz_expect import Expect
+from bench.fuzz_inputs import BANKS, PROVINCES, FuzzInput, fuzz_input
+from bench.fuzz_judge import Verdict, Watcher, judge
 
-REGISTRY = Registry.of(list(BANKS), list(PROVINCES))
+PARTIES = [f"bank.{b}" for b in BANKS] + [f"{k}.{p}" for p in PROVINCES for k in ("crm", "boss")]
+# A silent CRM is asked twice, a second each time, so that every sign.request is answered in a run
+# (CRM_TIMEOUT): the fuzzer's CRMs never answer a verify.request.
+CRM_TIMEOUT_S, CRM_ASKS = 1.0, 2
 
 
 def draw_inputs(n: int, seed: int) -> list[FuzzInput]:
@@ -52,12 +55,21 @@ def draw_inputs(n: int, seed: int) -> list[FuzzInput]:
     return out[:n]
 
 
+def broker_inputs(n: int, seed: int) -> list[FuzzInput]:
+    """The inputs of a broker run. aiormq gives a message without a message_id (or with an empty one)
+    a random one: over the broker such an input has a valid id, and its label says so. The edge's
+    answer to a missing id is fuzzed in the unit test."""
+    return [replace(i, mid_mode="valid", kind=i.kind.replace("+message_id", "+message_id_given"))
+            if i.mid_mode in ("missing", "empty") else i for i in draw_inputs(n, seed)]  # fmt: skip
+
+
 @dataclass
 class FuzzReport:
     inputs: int = 0
     classes: Counter[str] = field(default_factory=Counter)
     made: Counter[str] = field(default_factory=Counter)  # how the inputs were spoilt
     problems: list[str] = field(default_factory=list)
+    mismatches: int = 0  # inputs with at least one problem
     hub_up: bool = False
     wall_s: float = 0.0
 
@@ -68,87 +80,75 @@ class FuzzReport:
             "  " + ", ".join(f"{name} {n}" for name, n in sorted(self.made.items())),
             "outcome classes:",
             *(f"  {name:<58} {n}" for name, n in sorted(self.classes.items())),
+            f"inputs judged by their own label: {self.inputs}; mismatches: {self.mismatches}",
             f"hub up and healthy afterwards: {'yes' if self.hub_up else 'NO'}",
             f"problems: {len(self.problems)}" + "".join(f"\n  {p}" for p in self.problems[:20]),
             f"wall time: {self.wall_s:.1f} s",
         ]
 
 
+def outcome_class(e: Expect) -> str:
+    if not e.accepted:
+        return f"refused {e.reason}" + (" (for what the hub holds)" if e.needs_state else "")
+    return f"accepted, answered with {'/'.join(e.answers)}" if e.answers else "accepted, no answer due"
+
+
 async def run_fuzz(n: int, seed: int, workdir: Path, settle_s: float = 300.0) -> FuzzReport:
     began, report = time.monotonic(), FuzzReport(inputs=n)
-    # aiormq gives a message without a message_id (or with an empty one) a random one: over the
-    # broker such an input has an id. The edge's answer to a missing id is fuzzed in the unit test.
-    inputs = [replace(i, mid_mode="valid", kind=i.kind.replace("+message_id", ""))
-              if i.mid_mode in ("missing", "empty") else i for i in draw_inputs(n, seed)]  # fmt: skip
-    verdicts = [classify(i.delivery(k), REGISTRY, require_user_id=False, max_body=MAX_BODY)
-                for k, i in enumerate(inputs)]  # fmt: skip
-    for i in inputs:
+    inputs = broker_inputs(n, seed)
+    labelled = [(i.message_id(k) or "", i.expect) for k, i in enumerate(inputs)]
+    for i, (_, e) in zip(inputs, labelled, strict=True):
         body, _, envelope = i.kind.partition("+")
         report.made[f"body:{body}"] += 1
         report.made[f"envelope:{envelope or 'ok'}"] += 1
+        report.classes[outcome_class(e)] += 1
     prefix = new_prefix("fuzz")
-    hub = HubUnderFault(HubConfig(prefix, str(workdir / "hub.db"), workdir, free_port()))
-    collector: Collector | None = None
+    config = HubConfig(prefix, str(workdir / "hub.db"), workdir, free_port(), crm_timeout_s=CRM_TIMEOUT_S,
+                       extra={"SIGNHUB_CRM_ASKS": str(CRM_ASKS)})  # fmt: skip
+    hub = HubUnderFault(config)
+    watcher: Watcher | None = None
     try:
         await hub.start()
-        collector = await Collector.start(AMQP_URL, prefix, list(BANKS), list(PROVINCES))
-        await publish_all(collector, inputs)
-        await collector.settle(_expected_dead(verdicts, inputs), settle_s)
+        watcher = await Watcher.start(AMQP_URL, prefix, PARTIES)
+        await watcher.publish(inputs)
+        await watcher.settle(lambda seen: not judge(labelled, seen).problems(), settle_s)
         report.hub_up = hub.proc is not None and hub.proc.returncode is None and await hub.healthy()
-        await _judge(report, inputs, verdicts, collector, str(workdir / "hub.db"))
+        verdict = judge(labelled, list(watcher.seen))
+        await _check_store(verdict, inputs, labelled, str(workdir / "hub.db"))
     finally:
-        if collector is not None:
-            await collector.close()
+        if watcher is not None:
+            await watcher.close()
         await hub.stop()
         await delete_hub_topology(prefix)
+    if not report.hub_up:
+        verdict.general.append("the hub is down or its health endpoint does not answer")
+    report.problems, report.mismatches = verdict.problems(), verdict.mismatches
     report.wall_s = time.monotonic() - began
     return report
 
 
-def _expected_dead(verdicts: list[Accepted | Rejected], inputs: list[FuzzInput]) -> tuple[set[str], int]:
-    """message_ids whose dead copy must arrive, and how many copies of id-less inputs."""
-    named = {shown(i.message_id(k) or "") for k, (i, v) in enumerate(zip(inputs, verdicts, strict=True))
-             if isinstance(v, Rejected) and i.message_id(k)}  # fmt: skip
-    nameless = sum(isinstance(v, Rejected) and not i.message_id(k)
-                   for k, (i, v) in enumerate(zip(inputs, verdicts, strict=True)))  # fmt: skip
-    return named, nameless
-
-
-async def _judge(
-    report: FuzzReport, inputs: list[FuzzInput], verdicts: list[Accepted | Rejected], c: Collector, store: str
+async def _check_store(
+    verdict: Verdict, inputs: list[FuzzInput], labelled: list[tuple[str, Expect]], store: str
 ) -> None:
+    """What the hub recorded: an inbox row per accepted input and none per refused one, flows only
+    for accepted sign.requests, no agreement (no CRM ever approved)."""
     inbox = {(str(s), str(m)) for s, m in await rows(store, "SELECT sender, message_id FROM inbox")}
     flows = {(str(b), str(r)) for b, r in await rows(store, "SELECT bank, request_id FROM flows")}
-    accepted_requests: set[tuple[str, str]] = set()
-    for k, (i, v) in enumerate(zip(inputs, verdicts, strict=True)):
-        mid = i.message_id(k) or ""
-        if isinstance(v, Accepted):
-            if v.msg_type == "sign.request":
-                accepted_requests.add((v.sender.code, str(getattr(v.message, "request_id", ""))))
-            later = c.dead.get(shown(mid))
-            report.classes["accepted by the edge" + (f", refused by the hub: {later}" if later else "")] += 1
-            continue
-        report.classes[f"refused {v.reason.value}"] += 1
-        # A dead copy shows the message_id masked; message.rejected tells the sender the one it gave.
-        got = c.dead.get(shown(mid)) if mid else v.reason.value  # id-less copies are counted in `settle`
-        if got != v.reason.value:
-            report.problems.append(f"input {k} ({i.kind}): dead copy {got!r}, expected {v.reason.value}")
-        if v.sender is not None and mid and mid not in c.rejected:
-            report.problems.append(f"input {k} ({i.kind}): no message.rejected to {v.sender}")
-        sender = sender_of(i.routing_key)
-        if mid and sender is not None and (str(sender), mid) in inbox:
-            report.problems.append(f"input {k} ({i.kind}): refused but recorded in the inbox")
-    if c.nameless_dead != _expected_dead(verdicts, inputs)[1]:
-        report.problems.append(f"{c.nameless_dead} dead copies without a message_id, expected "
-                               f"{_expected_dead(verdicts, inputs)[1]}")  # fmt: skip
-    if flows - accepted_requests:
-        report.problems.append(
-            f"flows not started by an accepted sign.request: {sorted(flows - accepted_requests)[:5]}"
+    requested: set[tuple[str, str]] = set()
+    for k, (i, (mid, e)) in enumerate(zip(inputs, labelled, strict=True)):
+        sender = i.made.sender
+        if e.accepted and (sender, mid) not in inbox:
+            verdict.by_input[k].append("accepted but not recorded in the inbox")
+        elif not e.accepted and sender is not None and (sender, mid) in inbox:
+            verdict.by_input[k].append("refused but recorded in the inbox")
+        if e.accepted and i.made.type == "sign.request" and sender is not None and i.made.body is not None:
+            requested.add((sender.split(".", 1)[1], str(i.made.body["request_id"])))
+    if flows - requested:
+        verdict.general.append(
+            f"flows not opened by an accepted sign.request: {sorted(flows - requested)[:5]}"
         )
     if (agreements := (await rows(store, "SELECT count(*) FROM agreements"))[0][0]) != 0:
-        report.problems.append(f"{agreements} agreements exist after a fuzz run (no flow was ever approved)")
-    if not report.hub_up:
-        report.problems.append("the hub is down or its health endpoint does not answer")
+        verdict.general.append(f"{agreements} agreements exist after a fuzz run (no flow was ever approved)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -132,13 +132,6 @@ class AgreementState(StrEnum):
     REJECTED = "REJECTED"
 
 
-class RecordStatus(StrEnum):
-    """Status of an agreement in reconciliation files."""
-
-    ACTIVE = "ACTIVE"
-    CANCELLED = "CANCELLED"
-
-
 class Scope(StrEnum):
     """Scope of a `recon.file`: agreements (flow 3), or a bank's debits / a BOSS's credits (flow 4, 1.1)."""
 

@@ -32,7 +32,6 @@ from hub.flows.common import NewId, Timing
 from hub.flows.modifying import Bounds
 from hub.http import build_app
 from hub.liveness import EXIT_CODE, Part, Watch
-from hub.messaging.intake import Intake
 from hub.messaging.outbox_relay import OutboxRelay
 from hub.messaging.retry import RetryScheduler
 from hub.messaging.seal import load_seal
@@ -42,6 +41,7 @@ from hub.protection import DataProtector, load_or_create_key
 from hub.segments import SegmentTable
 from hub.services.context import Deps
 from hub.services.housekeeping import Housekeeper
+from hub.services.intake import Intake
 from hub.services.operator_signing import SessionSweeper
 from hub.services.reconciliation import Reconciler
 from hub.services.signing_entry import SigningEntry, WebConfig, WebHall, post_json
@@ -210,6 +210,23 @@ async def open_store(settings: Settings) -> Store:
     return await SqliteStore.open(settings.store)
 
 
+async def build_deps(
+    settings: Settings, store: Store, *, clock: Callable[[], datetime] = utc_now, ids: NewId = new_id
+) -> Deps:
+    """The services' tools from settings, alike for the hub, `signhub ops` and `signhub recon`: the
+    same data key (or key file) and fingerprint key, timing and bounds."""
+    timing = Timing(
+        crm_timeout=timedelta(seconds=settings.crm_timeout_s),
+        crm_asks=settings.crm_asks,
+        approval_window=timedelta(seconds=settings.approval_window_s),
+    )
+    bounds = Bounds(settings.recharge_threshold_max_fen, settings.recharge_amount_min_fen,
+                    settings.recharge_amount_max_fen)  # fmt: skip
+    return Deps(Names(settings.prefix), Registry.of(settings.banks, settings.provinces),
+                SegmentTable.load(settings.segments, settings.segment_overrides),
+                await build_protector(settings, store), timing, ids, clock, bounds)  # fmt: skip
+
+
 async def build_hub(
     settings: Settings,
     *,
@@ -219,19 +236,10 @@ async def build_hub(
     with_http: bool = True,
 ) -> Hub:
     """Builds a hub from settings; `store`, `clock` and `ids` may be replaced (tests do)."""
-    names = Names(settings.prefix)
-    hub_names = HubNames(names)
-    registry = Registry.of(settings.banks, settings.provinces)
-    segments = SegmentTable.load(settings.segments, settings.segment_overrides)
-    timing = Timing(
-        crm_timeout=timedelta(seconds=settings.crm_timeout_s),
-        crm_asks=settings.crm_asks,
-        approval_window=timedelta(seconds=settings.approval_window_s),
-    )
     store = store or await open_store(settings)
-    bounds = Bounds(settings.recharge_threshold_max_fen, settings.recharge_amount_min_fen,
-                    settings.recharge_amount_max_fen)  # fmt: skip
-    deps = Deps(names, registry, segments, await build_protector(settings, store), timing, ids, clock, bounds)
+    deps = await build_deps(settings, store, clock=clock, ids=ids)
+    names, registry = deps.names, deps.registry
+    hub_names = HubNames(names)
     connection = await connect_broker(settings)
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     await declare_topology(channel, hub_names, registry.parties(), settings.retry_delays_s)

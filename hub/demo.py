@@ -27,9 +27,10 @@ from hub.segments import SegmentTable
 from hub.settings import Settings
 from simulators.bank_records import BankKnobs
 from simulators.crm_register import CrmKnobs
+from simulators.fleet import Simulators
 from simulators.lifecycle_scenarios import ChangeRun, change_agreements
 from simulators.operator_walk import WebRun, walk_operator_channel
-from simulators.runner import Simulators, start_simulators
+from simulators.runner import start_simulators
 from simulators.scenarios import Plan, Run, drive, plan
 from simulators.seed import World, build_world
 from simulators.web_sites import WebSites, addresses, free_port, serve_web_sites
@@ -165,10 +166,8 @@ async def _settled(hub: Hub, sims: Simulators, runs: list[Run]) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         counts = await hub.store.counts()
-        rows = await hub.store.query(
-            "SELECT count(*) AS n FROM agreements WHERE status='ACTIVE' AND (crm_synced IS NULL OR boss_synced IS NULL)"
-        )
-        if counts["outbox_unsent"] == 0 and rows[0]["n"] == 0 and counts["dead_messages"] >= 1:
+        unsynced = await hub.store.reports().active_not_yet_synced()
+        if counts["outbox_unsent"] == 0 and unsynced == 0 and counts["dead_messages"] >= 1:
             return
         await asyncio.sleep(0.2)  # polling the store: no event tells "every party has answered"
     raise TimeoutError("the CRMs and BOSS did not finish syncing within 30 s")
@@ -196,11 +195,9 @@ async def _summary(
     wrong = [(r, got) for r, got in outcomes if got != r.expected]
     wrong += [(Run(c.label, "-", "-", c.expected), c.actual) for c in changes if c.actual != c.expected]
     counts = await hub.store.counts()
-    dead = await hub.store.query("SELECT reason, count(*) AS n FROM dead_messages GROUP BY reason")
-    dead_text = ", ".join(f"{d['reason']}: {d['n']}" for d in dead)
-    synced = await hub.store.query(
-        "SELECT count(*) AS n FROM agreements WHERE status='ACTIVE' AND crm_synced='OK' AND boss_synced='OK'"
-    )
+    dead = await hub.store.reports().dead_by_reason()
+    dead_text = ", ".join(f"{reason}: {n}" for reason, n in dead.items())
+    synced = await hub.store.reports().active_synced()
     sms = sum(len(c.sms.lines) for c in sims.crms.values())
     lines = [
         f"signhub demo: prefix {s.prefix}, {len(DEMO_BANKS)} banks x {len(DEMO_PROVINCES)} provinces, store {s.store}",
@@ -208,7 +205,7 @@ async def _summary(
         "reached the hub)",
         "outcomes by status and reason:",
         *(f"  {status:<38} {n}" for status, n in sorted(Counter(g for _, g in outcomes).items())),
-        f"agreements ACTIVE: {counts['agreements_active']} (synced at CRM and BOSS: {synced[0]['n']}); "
+        f"agreements ACTIVE: {counts['agreements_active']} (synced at CRM and BOSS: {synced}); "
         f"SMS sent: {sms} (logs in {workdir / 'sms'})",
         f"manual queue: {counts['cases_open']} open case(s); {await _queue_depth(hub, hub.deps.names.manual_queue)} "
         f"message(s) in {hub.deps.names.manual_queue}",

@@ -8,8 +8,8 @@ import asyncio
 from pathlib import Path
 
 from hub.bootstrap import Hub
+from simulators.fleet import Simulators
 from simulators.recon_round import reconcile_round
-from simulators.runner import Simulators
 
 
 async def reconcile_in_demo(hub: Hub, sims: Simulators, files: Path, seed: int) -> int:
@@ -31,10 +31,7 @@ async def reconcile_in_demo(hub: Hub, sims: Simulators, files: Path, seed: int) 
 async def _state(hub: Hub, party: str) -> str:
     state = ""
     for _ in range(100):  # errors.applied is on its way: up to 10 s
-        rows = await hub.store.query(
-            "SELECT state FROM recon_files WHERE party=? ORDER BY received_at DESC LIMIT 1", (party,)
-        )
-        state = rows[0]["state"] if rows else "no file"
+        state = await hub.store.recon_files().latest_state(party) or "no file"
         if state != "ERRORS_SENT":
             break
         await asyncio.sleep(0.1)

@@ -1,6 +1,6 @@
 """The hub's own failure classes. Adapters translate driver errors into these, `from` the cause.
 
-How each class is handled is decided in one place, `hub.messaging.intake`:
+How each class is handled is decided in one place, `hub.services.intake`:
 invalid input is refused (dead queue, sender told, never retried); a business refusal is an
 answer with a reason code (not an error at all); a transient failure is retried with growing
 delays and then refused as RETRIES_EXHAUSTED; a conflict opens a manual case.

@@ -1,4 +1,5 @@
-"""What a flow asks to send: a message to a party, or a copy for the manual or dead queue.
+"""What a flow asks to send: a message to a party, or a copy for the manual or dead queue (and
+the outbox targets they become, with the hub's own queue for a replay).
 
 Flows return these; the shell writes them to the outbox in the same transaction as the state
 change, and the relay publishes them afterwards.
@@ -18,6 +19,7 @@ class Target(StrEnum):
     PARTY = "party"  # outbound exchange, routing key <kind>.<code>.<type>
     MANUAL = "manual"  # the manual-handling queue
     DEAD = "dead"  # the dead queue
+    HUB = "hub"  # the hub's own inbound queue: an operator's replay (hub.services.operations)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from hub.store.unit_of_work import Store
 
 def store_part(store: Store) -> Part:
     async def check() -> None:
-        await store.query("SELECT 1 AS one")
+        await store.ping()
 
     return Part("store", check)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from contracts.common import UserType
 from simulators.bank import BankSimulator
 from simulators.crm import CrmSimulator
+from simulators.fleet import Simulators
 from simulators.recording import Recorder
-from simulators.runner import Simulators
 from simulators.scenarios import FINAL_WAIT_S, Run
 
 FINAL = "ACTIVE"

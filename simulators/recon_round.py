@@ -16,7 +16,7 @@ from typing import Any
 from contracts.common import Scope
 from simulators import recon_files
 from simulators.bank import BankSimulator
-from simulators.runner import Simulators
+from simulators.fleet import Simulators
 from simulators.timefmt import SHANGHAI
 
 log = logging.getLogger(__name__)

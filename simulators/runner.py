@@ -14,7 +14,6 @@ import asyncio
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -26,8 +25,10 @@ from simulators.bank import BankKnobs, BankSimulator
 from simulators.boss import BossKnobs, BossSimulator
 from simulators.crm import CrmSimulator
 from simulators.crm_register import CrmKnobs
-from simulators.party import HandlerError, PartyClient
+from simulators.fleet import Simulators
+from simulators.party import PartyClient
 from simulators.quiet_logs import quiet_reconnects
+from simulators.recon_round import reconcile_every
 from simulators.seed import SegmentLookup, World, build_world
 from simulators.web_sites import WebSettings, addresses, serve_web_sites
 
@@ -35,26 +36,6 @@ log = logging.getLogger(__name__)
 
 # How long `signhub simulate` waits for the hub to declare its exchanges and queues.
 _HUB_START_WAIT_S = 120.0
-
-
-@dataclass(slots=True)
-class Simulators:
-    """The running simulators, by bank or province code."""
-
-    world: World
-    banks: dict[str, BankSimulator] = field(default_factory=dict)
-    crms: dict[str, CrmSimulator] = field(default_factory=dict)
-    bosses: dict[str, BossSimulator] = field(default_factory=dict)
-
-    def clients(self) -> list[PartyClient]:
-        return [s.client for group in (self.banks, self.crms, self.bosses) for s in group.values()]
-
-    def errors(self) -> dict[str, list[HandlerError]]:
-        """Messages any simulator failed on (acknowledged all the same), by party."""
-        return {str(c.party): list(c.errors) for c in self.clients() if c.errors}
-
-    async def close(self) -> None:
-        await asyncio.gather(*(c.close() for c in self.clients()), return_exceptions=True)
 
 
 async def start_simulators(
@@ -222,8 +203,6 @@ def _background(
     if sign_every_s:
         tasks.append(asyncio.create_task(_sign_now_and_then(sims, sign_every_s, random.Random(seed))))
     if recon_every_s:
-        from simulators.recon_round import reconcile_every  # it needs this module's Simulators
-
         tasks.append(asyncio.create_task(reconcile_every(sims, files, recon_every_s)))
     return tasks
 

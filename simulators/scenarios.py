@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from contracts.common import ReasonCode
 from simulators.bank import BankSimulator, Outcome
-from simulators.runner import Simulators
+from simulators.fleet import Simulators
 from simulators.seed import Subscriber, World
 
 FINAL_WAIT_S = 30.0

@@ -22,7 +22,7 @@ from simulators.seed import SegmentLookup
 from simulators.web_hall import HallConfig, WebHall, web_hall_app
 
 if TYPE_CHECKING:
-    from simulators.runner import Simulators
+    from simulators.fleet import Simulators
 
 log = logging.getLogger(__name__)
 _START_WAIT_S = 10.0

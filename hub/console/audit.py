@@ -80,8 +80,7 @@ def verify_rows(rows: list[dict[str, Any]]) -> Verdict:
 
 async def entries(store: Store, limit: int | None = None, target: str | None = None) -> list[dict[str, Any]]:
     """Audit rows in order (all, or the newest `limit`; or those about one target)."""
-    where, params = ("WHERE target=?", [target]) if target else ("", [])
-    rows = await store.query(f"SELECT * FROM audit_log {where} ORDER BY seq", tuple(params))
+    rows = await store.console().audit_log(target)
     return rows[-limit:] if limit else rows
 
 

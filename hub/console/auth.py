@@ -124,9 +124,9 @@ async def create_operator(
 async def sign_in(store: Store, name: str, password: str, *, now: datetime, ttl: timedelta) -> str:
     """A new session token for a right name and password; AuthRefused otherwise (same message for
     an unknown name and a wrong password)."""
-    rows = await store.query("SELECT password_hash, disabled FROM operators WHERE name=?", (name,))
-    matches = await _password_checked(rows[0]["password_hash"] if rows else None, password)
-    if not rows or rows[0]["disabled"] or not matches:
+    row = await store.console().credentials(name)
+    matches = await _password_checked(row["password_hash"] if row else None, password)
+    if not row or row["disabled"] or not matches:
         raise AuthRefused("wrong name or password")
     token = secrets.token_urlsafe(32)
     async with store.unit_of_work() as uow:
@@ -138,14 +138,10 @@ async def operator_of(store: Store, token: str | None, *, now: datetime) -> Oper
     """The operator of a live session, or None (no token, unknown, expired or disabled)."""
     if not token:
         return None
-    rows = await store.query(
-        "SELECT o.name, o.role, s.expires_at FROM operator_sessions s JOIN operators o ON o.name = s.operator"
-        " WHERE s.token_hash=? AND o.disabled=0",
-        (token_hash(token),),
-    )
-    if not rows or rows[0]["expires_at"] <= ts(now):
+    row = await store.console().session_operator(token_hash(token))
+    if not row or row["expires_at"] <= ts(now):
         return None
-    return Operator(rows[0]["name"], Role(rows[0]["role"]))
+    return Operator(row["name"], Role(row["role"]))
 
 
 async def sign_out(store: Store, token: str) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 from contracts import envelope as env
 from contracts.masking import mask_body
 from hub.console import audit
-from hub.console.approvals import propose
 from hub.console.auth import Operator, Role, require
 from hub.console.context import Console, header, log
+from hub.console.proposals import propose
 from hub.flows.duplicates import Resolution
 from hub.protection import mask_digits_in_text
 from hub.services.operations import OperationRefused, resolve_case
@@ -21,34 +21,13 @@ from hub.services.query import agreement_reports
 from hub.store.rows import ts
 
 STATES = ("OPEN", "PENDING_APPROVAL", "RESOLVED", "WITHDRAWN")
-_LIST = (
-    "SELECT c.case_id, c.phone, c.state, c.opened_at, c.source, c.sender, c.resolution, c.resolved_by,"
-    " a.province, a.bank, cl.operator AS claimed_by, ap.approval_id, ap.proposed_by"
-    " FROM cases c JOIN agreements a ON a.agreement_id = c.new_agreement_id"
-    " LEFT JOIN case_claims cl ON cl.case_id = c.case_id"
-    " LEFT JOIN approvals ap ON ap.target_id = c.case_id AND ap.state = 'PENDING'"
-)
 
 
 async def list_cases(console: Console, *, province: str | None = None, bank: str | None = None,
                      min_age_s: float | None = None, state: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
     now = console.deps.clock()
-    where: list[str] = ["1=1"]
-    params: list[str] = []
-    for column, value in (("a.province", province), ("a.bank", bank)):
-        if value:
-            where.append(f"{column}=?")
-            params.append(value)
-    if min_age_s:
-        where.append("c.opened_at<=?")
-        params.append(str(ts(now - timedelta(seconds=min_age_s))))
-    if state == "PENDING_APPROVAL":
-        where.append("ap.approval_id IS NOT NULL")
-    elif state:
-        where.append("c.state=?")
-        params.append(state)
-    rows = await console.store.query(f"{_LIST} WHERE {' AND '.join(where)} ORDER BY c.opened_at LIMIT 500",
-                                     tuple(params))  # fmt: skip
+    opened_by = str(ts(now - timedelta(seconds=min_age_s))) if min_age_s else None
+    rows = await console.store.console().cases(province=province, bank=bank, opened_by=opened_by, state=state)
     return [r | {"waited_s": _waited(r, now)} for r in rows]
 
 
@@ -59,19 +38,19 @@ def _waited(row: dict[str, Any], now: datetime) -> int:
 async def case_page(console: Console, case_id: str) -> dict[str, Any]:
     """The case with the existing agreement and the incoming confirmation side by side (masked),
     both agreements' timelines, how long it has waited, its claim, pending approval and audit."""
-    rows = await console.store.query(f"{_LIST} WHERE c.case_id=?", (case_id,))
-    if not rows:
+    listed = await console.store.console().case_listed(case_id)
+    raw = await console.store.console().case(case_id)
+    if listed is None or raw is None:
         raise LookupError(f"no case {case_id}")
-    raw = await console.store.query("SELECT * FROM cases WHERE case_id=?", (case_id,))
-    case = rows[0] | {"waited_s": _waited(rows[0], console.deps.clock()), "reason": raw[0]["reason"],
-                      "new_agreement_id": raw[0]["new_agreement_id"],
-                      "existing_agreement_id": raw[0]["existing_agreement_id"]}  # fmt: skip
+    case = listed | {"waited_s": _waited(listed, console.deps.clock()), "reason": raw["reason"],
+                     "new_agreement_id": raw["new_agreement_id"],
+                     "existing_agreement_id": raw["existing_agreement_id"]}  # fmt: skip
     now = console.deps.clock()
     existing = await agreement_reports(console.store, case["existing_agreement_id"], now)
     held = await agreement_reports(console.store, case["new_agreement_id"], now)
     return {
         "case": case,
-        "incoming": _masked(console.deps.protector.decrypt(raw[0]["original_enc"])),
+        "incoming": _masked(console.deps.protector.decrypt(raw["original_enc"])),
         "existing": existing[0] if existing else None,
         "held": held[0] if held else None,
         "audit": await audit.entries(console.store, target=case_id),
@@ -109,10 +88,10 @@ async def resolve(console: Console, op: Operator, case_id: str, resolution: Reso
     require(op, Role.OPERATOR)
     if not reason.strip():
         raise OperationRefused("a resolution needs a reason")
-    claimed = await console.store.query("SELECT operator FROM case_claims WHERE case_id=?", (case_id,))
-    if claimed and claimed[0]["operator"] != op.name:
-        raise OperationRefused(f"case {case_id} is claimed by {claimed[0]['operator']}")
-    if not claimed:
+    claimant = await console.store.console().claimant(case_id)
+    if claimant is not None and claimant != op.name:
+        raise OperationRefused(f"case {case_id} is claimed by {claimant}")
+    if claimant is None:
         await claim(console, op, case_id)
     if resolution is Resolution.REPLACE:
         return await propose(console, op, "case.REPLACE", case_id, reason, payload={}, preview={})
@@ -122,9 +101,7 @@ async def resolve(console: Console, op: Operator, case_id: str, resolution: Reso
 async def apply(console: Console, case_id: str, resolution: Resolution, *, by: str, reason: str,
                 approved_by: str | None) -> dict[str, Any]:  # fmt: skip
     """Resolves the case (hub.services.operations), removes its copy from the manual queue, audits."""
-    rows = await console.store.query(
-        "SELECT state, resolution, new_agreement_id, flow_key FROM cases WHERE case_id=?", (case_id,)
-    )
+    before = await console.store.console().case(case_id)
     why = reason if approved_by is None else f"{reason} (approved by {approved_by})"
     outcome = await resolve_case(console.store, console.deps, case_id, resolution, by=by, reason=why)
     removed = await console.remove_copy(console.deps.names.manual_queue,
@@ -135,7 +112,7 @@ async def apply(console: Console, case_id: str, resolution: Resolution, *, by: s
              "manual_copy_removed": removed}  # fmt: skip
     await audit.record(console.store, console.deps.clock(), approved_by or by, f"case.{resolution.value}",
                        target=case_id, reason=why, after=after,
-                       before={k: rows[0][k] for k in ("state", "resolution")} if rows else None)  # fmt: skip
-    ids = {"agreement_id": rows[0]["new_agreement_id"], "flow": rows[0]["flow_key"]} if rows else {}
+                       before={k: before[k] for k in ("state", "resolution")} if before else None)  # fmt: skip
+    ids = {"agreement_id": before["new_agreement_id"], "flow": before["flow_key"]} if before else {}
     log.info("case %s resolved %s by %s", case_id, resolution.value, by, extra=ids)
     return {"case_id": case_id, "state": "RESOLVED"} | after

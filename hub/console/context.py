@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from hub.console.login_guard import LoginGuard
 from hub.messaging.topology import HubNames
@@ -42,17 +42,10 @@ class Console:
     group_limit: int = 200  # messages per group action
     login_guard: LoginGuard = field(default_factory=LoginGuard)
     public_url: str | None = None  # the hub's address as browsers reach it (SIGNHUB_PUBLIC_URL)
-    _channel: AbstractChannel | None = None
     _drain: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def now_ts(self) -> str:
         return str(ts(self.deps.clock()))
-
-    async def channel(self) -> AbstractChannel:
-        """The console's channel for replays (publisher confirms; a returned message raises)."""
-        if self._channel is None or self._channel.is_closed:
-            self._channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
-        return self._channel
 
     async def remove_copy(self, queue: str, match: CopyMatch) -> bool:
         """Acknowledges the first message of `queue` that `match`es; requeues the others it held."""

@@ -20,42 +20,28 @@ from contracts import envelope as env
 from contracts.masking import mask_body
 from contracts.routing import Party
 from hub.console import audit
-from hub.console.approvals import propose
 from hub.console.auth import Operator, Role, require
 from hub.console.context import Console, header, log
+from hub.console.proposals import propose
 from hub.protection import mask_digits_in_text
 from hub.services.dispatch import HANDLERS
 from hub.services.operations import OperationRefused, discard_dead, replay_dead
 
 
 async def groups(console: Console, state: str = "OPEN") -> list[dict[str, Any]]:
-    return await console.store.query(
-        "SELECT reason, coalesce(sender, '') AS sender, count(*) AS count, min(received_at) AS oldest,"
-        " max(received_at) AS newest FROM dead_messages WHERE state=? GROUP BY reason, coalesce(sender, '')"
-        " ORDER BY count(*) DESC, reason",
-        (state,),
-    )
+    return await console.store.console().dead_groups(state)
 
 
 async def listing(console: Console, *, reason: str | None = None, sender: str | None = None,
                   state: str | None = "OPEN", limit: int = 500) -> list[dict[str, Any]]:  # fmt: skip
-    where: list[str] = ["1=1"]
-    params: list[str] = []
-    for column, value in (("reason", reason), ("coalesce(sender, '')", sender), ("state", state)):
-        if value is not None:
-            where.append(f"{column}=?")
-            params.append(value)
-    return await console.store.query(
-        "SELECT dead_id, sender, message_id, routing_key, type, reason, error, received_at, state"
-        f" FROM dead_messages WHERE {' AND '.join(where)} ORDER BY received_at LIMIT ?", (*params, limit)
-    )  # fmt: skip
+    return await console.store.console().dead_messages(reason=reason, sender=sender, state=state, limit=limit)
 
 
 async def _row(console: Console, dead_id: str) -> dict[str, Any]:
-    rows = await console.store.query("SELECT * FROM dead_messages WHERE dead_id=?", (dead_id,))
-    if not rows:
+    row = await console.store.console().dead_message(dead_id)
+    if row is None:
         raise LookupError(f"no dead message {dead_id}")
-    return rows[0]
+    return row
 
 
 def _original(console: Console, row: dict[str, Any]) -> Any:
@@ -108,8 +94,7 @@ async def replay(console: Console, by: str, dead_id: str, *, body: Any = None, a
     the dead queue; the action in the audit log."""
     row = await _row(console, dead_id)
     raw = None if body is None else json.dumps(body, ensure_ascii=False).encode()
-    routed = await replay_dead(console.store, console.deps, await console.channel(), console.hub_names, dead_id,
-                               by=by, body=raw)  # fmt: skip
+    routed = await replay_dead(console.store, console.deps, dead_id, by=by, body=raw)
     removed = await _remove_copy(console, row) if row["state"] == "OPEN" else False
     after = {
         "state": "REPLAYED",

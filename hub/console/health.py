@@ -43,19 +43,17 @@ async def queue_depths(console: Console, retries: int) -> dict[str, int | None]:
 async def _levels(console: Console, retries: int) -> bytes:
     registry = CollectorRegistry()
     now: datetime = console.deps.clock()
-    backlog = await console.store.query(
-        "SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE sent_at IS NULL"
-    )
-    Gauge("signhub_outbox_backlog", "outbox rows not yet published", registry=registry).set(backlog[0]["n"])
-    oldest = backlog[0]["oldest"]
+    reads = console.store.console()
+    backlog, oldest = await reads.outbox_backlog()
+    Gauge("signhub_outbox_backlog", "outbox rows not yet published", registry=registry).set(backlog)
     age = (now - datetime.fromisoformat(oldest)).total_seconds() if oldest else 0.0
     Gauge("signhub_outbox_oldest_age_seconds", "age of the oldest unpublished row", registry=registry).set(
         age
     )
     for table, metric in (("dead_messages", "signhub_dead_messages"), ("cases", "signhub_manual_cases")):
         gauge = Gauge(metric, f"rows of {table} by state", ["state"], registry=registry)
-        for row in await console.store.query(f"SELECT state, count(*) AS n FROM {table} GROUP BY state"):
-            gauge.labels(row["state"]).set(row["n"])
+        for state, n in (await reads.by_state(table)).items():
+            gauge.labels(state).set(n)
     depth = Gauge("signhub_queue_depth", "messages ready in the hub's queues", ["queue"], registry=registry)
     for name, count in (await queue_depths(console, retries)).items():
         if count is not None:

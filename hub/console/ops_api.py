@@ -140,9 +140,7 @@ def ops_router(console: Console) -> APIRouter:
 
     @router.get("/operators")
     async def list_operators(op: Operator = admin) -> list[dict[str, Any]]:
-        return await c.store.query(
-            "SELECT name, role, created_at, created_by, disabled FROM operators ORDER BY name"
-        )
+        return await c.store.console().operators()
 
     @router.get("/cases")
     async def list_cases(province: str | None = None, bank: str | None = None, min_age_s: float | None = None,

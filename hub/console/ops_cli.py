@@ -15,20 +15,15 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any
 
-from contracts.topology import Names
+from hub.bootstrap import build_deps, open_store
 from hub.broker_connection import connect_broker
 from hub.console import approvals, audit, cases, dead_letters
 from hub.console.auth import AuthRefused, Operator, Role, create_operator, password_matches
 from hub.console.context import Console
-from hub.flows.common import Timing
 from hub.flows.duplicates import Resolution
 from hub.messaging.topology import HubNames
-from hub.parties import Registry
-from hub.segments import SegmentTable
-from hub.services.context import Deps
 from hub.services.operations import OperationRefused
 from hub.settings import Settings
 
@@ -71,17 +66,11 @@ def add_parser(sub: Any) -> None:
 @asynccontextmanager
 async def open_console(settings: Settings) -> AsyncIterator[Console]:
     """The console on the configured store and broker (what `build_hub` wires, without consumers)."""
-    from hub.bootstrap import build_protector, new_id, open_store, utc_now
-
     store = await open_store(settings)
-    names = Names(settings.prefix)
-    deps = Deps(names, Registry.of(settings.banks, settings.provinces),
-                SegmentTable.load(settings.segments, settings.segment_overrides),
-                await build_protector(settings, store), Timing(timedelta(seconds=settings.crm_timeout_s),
-                settings.crm_asks, timedelta(seconds=settings.approval_window_s)), new_id, utc_now)  # fmt: skip
+    deps = await build_deps(settings, store)
     connection = await connect_broker(settings)
     try:
-        yield Console(store, deps, HubNames(names), connection, group_rate=settings.ops_group_rate)
+        yield Console(store, deps, HubNames(deps.names), connection, group_rate=settings.ops_group_rate)
     finally:
         await connection.close()
         await store.close()
@@ -91,12 +80,10 @@ async def _operator(console: Console, name: str | None) -> Operator:
     if not name:
         raise AuthRefused("name the acting operator with --as NAME")
     password = os.environ.get("SIGNHUB_OPS_PASSWORD") or getpass.getpass(f"password of {name}: ")
-    rows = await console.store.query(
-        "SELECT role, password_hash, disabled FROM operators WHERE name=?", (name,)
-    )
-    if not rows or rows[0]["disabled"] or not password_matches(rows[0]["password_hash"], password):
+    row = await console.store.console().credentials(name)
+    if not row or row["disabled"] or not password_matches(row["password_hash"], password):
         raise AuthRefused("wrong name or password")
-    return Operator(name, Role(rows[0]["role"]))
+    return Operator(name, Role(row["role"]))
 
 
 def _print(value: Any) -> None:
@@ -130,11 +117,7 @@ async def _dispatch(console: Console, args: argparse.Namespace) -> int:
     if action == "operator":
         if not op.role.allows(Role.ADMIN):
             raise PermissionError("listing operators needs admin")
-        _print(
-            await console.store.query(
-                "SELECT name, role, created_at, created_by FROM operators ORDER BY name"
-            )
-        )
+        _print(await console.store.console().operators())
     elif action == "cases":
         age = args.min_age_min * 60 if args.min_age_min else None
         _print(await cases.list_cases(console, province=args.province, bank=args.bank, min_age_s=age,

@@ -242,7 +242,7 @@ def ops_pages(console: Console) -> APIRouter:
 
     @page(Role.ADMIN)
     async def operator_list(request: Request, op: Operator) -> Response:
-        rows = await c.store.query("SELECT name, role, created_at, created_by FROM operators ORDER BY name")
+        rows = await c.store.console().operators()
         return _html("operators.html", op, request, rows=rows, roles=[r.value for r in Role])
 
     @page(Role.ADMIN)

@@ -16,19 +16,16 @@ import os
 import shutil
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from contracts.routing import Party, PartyKind
-from contracts.topology import Names
-from hub.flows.common import Timing
+from hub.bootstrap import build_deps
 from hub.parties import Registry
 from hub.recon.area import create_new, open_folder
 from hub.recon.files import FileDefect, parse_header, sha256_of
 from hub.recon.staging import Inbound
-from hub.segments import SegmentTable
-from hub.services.context import Deps
 from hub.services.reconciliation import Job, Reconciler
 from hub.settings import Settings
 from hub.store.rows import ts
@@ -59,12 +56,7 @@ async def run_recon(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _status(store: SqliteStore, party: str | None) -> int:
-    rows = await store.query(
-        "SELECT party, file_name, business_date, scope, state, counts, reason, errors_file, applied, failed"
-        " FROM recon_files" + (" WHERE party=?" if party else "") + " ORDER BY received_at",
-        (party,) if party else (),
-    )
-    for r in rows:
+    for r in await store.recon_files().listing(party):
         detail = r["reason"] or r["counts"] or ""
         extra = f" errors file {r['errors_file']}" if r["errors_file"] else ""
         applied = f" applied {r['applied']} failed {r['failed']}" if r["applied"] is not None else ""
@@ -96,8 +88,8 @@ async def _run(settings: Settings, store: SqliteStore, party_text: str, source: 
             )
             return 1
         await uow.recon().add_file(row)
-    reconciler = Reconciler(store, _deps(settings, Party(PartyKind(kind), code)), Path(settings.files),
-                            settings.store, lambda: None)  # fmt: skip
+    reconciler = Reconciler(store, await build_deps(settings, store), Path(settings.files), settings.store,
+                            lambda: None)  # fmt: skip
     await reconciler.reconcile(
         Job.of(row | {"progress": 0}, Path(settings.files)), row | {"progress": 0, "counts": None}
     )
@@ -126,22 +118,10 @@ def _place(files: Path, party: str, source: Path) -> dict[str, Any]:
 
 
 async def _report(store: SqliteStore, party: str, file_name: str) -> bool:
-    rows = await store.query("SELECT state, counts, reason FROM recon_files WHERE party=? AND file_name=?",
-                             (party, file_name))  # fmt: skip
-    state = rows[0]["state"]
-    print(json.dumps({"file_name": file_name, "state": state, "counts": json.loads(rows[0]["counts"] or "null"),
-                      "reason": rows[0]["reason"]}, ensure_ascii=False))  # fmt: skip
+    row = await store.recon_files().outcome(party, file_name)
+    if row is None:  # it was recorded before it was reconciled
+        raise LookupError(f"no reconciliation file {party} {file_name}")
+    state = row["state"]
+    print(json.dumps({"file_name": file_name, "state": state, "counts": json.loads(row["counts"] or "null"),
+                      "reason": row["reason"]}, ensure_ascii=False))  # fmt: skip
     return bool(state != "REJECTED")
-
-
-def _deps(settings: Settings, party: Party) -> Deps:
-    from hub.bootstrap import new_id, utc_now
-    from hub.protection import DataProtector, load_or_create_key
-
-    keys, _ = load_or_create_key(settings.data_key.get_secret_value() if settings.data_key else None,
-                                 Path(settings.store).with_suffix(".key"))  # fmt: skip
-    registry = Registry.of(settings.banks, settings.provinces)
-    timing = Timing(timedelta(seconds=settings.crm_timeout_s), settings.crm_asks,
-                    timedelta(seconds=settings.approval_window_s))  # fmt: skip
-    segments = SegmentTable.load(settings.segments, settings.segment_overrides)
-    return Deps(Names(settings.prefix), registry, segments, DataProtector(keys), timing, new_id, utc_now)

@@ -28,9 +28,9 @@ from faststream.rabbit.schemas import Channel
 from contracts.topology import Names
 from hub.liveness import PartDown
 from hub.messaging.edge import Delivery
-from hub.messaging.intake import Action, Intake
 from hub.messaging.seal import INTERNAL_HEADERS, Seal, Vouched
 from hub.messaging.topology import HubNames
+from hub.services.intake import Action, Intake
 
 _BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
                    "x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count")  # fmt: skip

@@ -8,9 +8,12 @@ version), is already done, or is refused with a reason code. Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from contracts.common import ReasonCode
+from contracts.common import Message, Outcome, ReasonCode
+from contracts.routing import Party, PartyKind
 from hub.agreements import Agreement
+from hub.outgoing import Outgoing
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +53,24 @@ def check_target(current: Agreement | None, phone: str, based_on: int | None) ->
             ReasonCode.REQUEST_MISMATCH, f"version {based_on} does not exist yet ({current.version})"
         )
     return None
+
+
+def latest(verdict: Applied | Unchanged) -> Agreement:
+    """The agreement as a change that holds leaves it."""
+    return verdict.after if isinstance(verdict, Applied) else verdict.agreement
+
+
+def answer(verdict: Verdict, to: Party, model: type[Message], msg_type: str, correlation_id: str, **names: str
+           ) -> Outgoing:  # fmt: skip
+    """The requester's answer to a change (`unsign.result`, `modify.result`): REJECTED with the
+    refusal's code and reason, else OK with the agreement's version (and, to a CRM, its id).
+    `names`: how the requester named the agreement (a bank's `bank_agreement_no`, a CRM's `phone`)."""
+    fields: dict[str, Any] = dict(names)
+    if isinstance(verdict, Refusal):
+        fields |= {"result": Outcome.REJECTED, "reason_code": verdict.code, "reason": verdict.reason}
+    else:
+        agreement = latest(verdict)
+        fields |= {"result": Outcome.OK, "agreement_version": agreement.version}
+        if to.kind is PartyKind.CRM:
+            fields["agreement_id"] = agreement.agreement_id
+    return Outgoing(to, msg_type, model(**fields), correlation_id)

@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import TypeVar
 
 from contracts.bank import BankModifyResult, ModifyNotice
-from contracts.common import Outcome, ReasonCode, UserType
+from contracts.common import ReasonCode, UserType
 from contracts.crm import CrmModifyResult, ModifyNotify
 from contracts.routing import Party, PartyKind
 from hub.agreements import Agreement, AgreementStatus
-from hub.flows.changes import Applied, Refusal, Unchanged, Verdict, check_target
+from hub.flows.changes import Applied, Refusal, Unchanged, Verdict, answer, check_target
 from hub.outgoing import Outgoing
 
 _T = TypeVar("_T")
@@ -85,25 +85,11 @@ def _invalid(current: Agreement, terms: NewTerms, bounds: Bounds) -> str | None:
 
 
 def answer_bank(verdict: Verdict, bank: Party, bank_agreement_no: str, correlation_id: str) -> Outgoing:
-    if isinstance(verdict, Refusal):
-        body = BankModifyResult(bank_agreement_no=bank_agreement_no, result=Outcome.REJECTED,
-                                reason_code=verdict.code, reason=verdict.reason)  # fmt: skip
-    else:
-        body = BankModifyResult(bank_agreement_no=bank_agreement_no, result=Outcome.OK,
-                                agreement_version=_latest(verdict).version)  # fmt: skip
-    return Outgoing(bank, "modify.result", body, correlation_id)
+    return answer(verdict, bank, BankModifyResult, "modify.result", correlation_id, bank_agreement_no=bank_agreement_no)
 
 
 def answer_crm(verdict: Verdict, crm: Party, phone: str, correlation_id: str) -> Outgoing:
-    if isinstance(verdict, Refusal):
-        body = CrmModifyResult(
-            phone=phone, result=Outcome.REJECTED, reason_code=verdict.code, reason=verdict.reason
-        )
-    else:
-        latest = _latest(verdict)
-        body = CrmModifyResult(phone=phone, agreement_id=latest.agreement_id, result=Outcome.OK,
-                               agreement_version=latest.version)  # fmt: skip
-    return Outgoing(crm, "modify.result", body, correlation_id)
+    return answer(verdict, crm, CrmModifyResult, "modify.result", correlation_id, phone=phone)
 
 
 def tell_crm(changed: Agreement) -> Outgoing:
@@ -123,6 +109,3 @@ def tell_bank(changed: Agreement) -> Outgoing:
     )  # fmt: skip
     return Outgoing(Party(PartyKind.BANK, changed.bank), "modify.notice", body)
 
-
-def _latest(verdict: Applied | Unchanged) -> Agreement:
-    return verdict.after if isinstance(verdict, Applied) else verdict.agreement

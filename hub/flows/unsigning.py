@@ -11,11 +11,11 @@ from dataclasses import replace
 from datetime import datetime
 
 from contracts.bank import BankUnsignResult, UnsignNotice
-from contracts.common import Outcome, ReasonCode
+from contracts.common import ReasonCode
 from contracts.crm import CrmUnsignResult, UnsignNotify
 from contracts.routing import Party, PartyKind
 from hub.agreements import Agreement, AgreementStatus
-from hub.flows.changes import Applied, Refusal, Unchanged, Verdict, check_target
+from hub.flows.changes import Applied, Unchanged, Verdict, answer, check_target
 from hub.outgoing import Outgoing
 
 
@@ -34,25 +34,11 @@ def decide_unsign(current: Agreement | None, *, phone: str, based_on: int | None
 
 
 def answer_bank(verdict: Verdict, bank: Party, bank_agreement_no: str, correlation_id: str) -> Outgoing:
-    if isinstance(verdict, Refusal):
-        body = BankUnsignResult(bank_agreement_no=bank_agreement_no, result=Outcome.REJECTED,
-                                reason_code=verdict.code, reason=verdict.reason)  # fmt: skip
-    else:
-        body = BankUnsignResult(bank_agreement_no=bank_agreement_no, result=Outcome.OK,
-                                agreement_version=_version(verdict))  # fmt: skip
-    return Outgoing(bank, "unsign.result", body, correlation_id)
+    return answer(verdict, bank, BankUnsignResult, "unsign.result", correlation_id, bank_agreement_no=bank_agreement_no)
 
 
 def answer_crm(verdict: Verdict, crm: Party, phone: str, correlation_id: str) -> Outgoing:
-    if isinstance(verdict, Refusal):
-        body = CrmUnsignResult(
-            phone=phone, result=Outcome.REJECTED, reason_code=verdict.code, reason=verdict.reason
-        )
-    else:
-        agreement = verdict.after if isinstance(verdict, Applied) else verdict.agreement
-        body = CrmUnsignResult(phone=phone, agreement_id=agreement.agreement_id, result=Outcome.OK,
-                               agreement_version=agreement.version)  # fmt: skip
-    return Outgoing(crm, "unsign.result", body, correlation_id)
+    return answer(verdict, crm, CrmUnsignResult, "unsign.result", correlation_id, phone=phone)
 
 
 def tell_crm(cancelled: Agreement, reason: ReasonCode) -> Outgoing:
@@ -66,6 +52,3 @@ def tell_bank(cancelled: Agreement, reason: ReasonCode) -> Outgoing:
                         agreement_version=cancelled.version, reason_code=reason)  # fmt: skip
     return Outgoing(Party(PartyKind.BANK, cancelled.bank), "unsign.notice", body)
 
-
-def _version(verdict: Applied | Unchanged) -> int:
-    return verdict.after.version if isinstance(verdict, Applied) else verdict.agreement.version

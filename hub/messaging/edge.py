@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pydantic_core
 from pydantic import ValidationError
 
 from contracts import catalogue
@@ -70,6 +71,18 @@ def _validation_errors(exc: ValidationError) -> list[str]:
     return [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()][:20]
 
 
+def _holds_non_json_numbers(body: bytes) -> bool:
+    """pydantic's JSON parser takes NaN and Infinity (in an ignored field too), which are not JSON.
+    A plain byte scan first: the second, strict parse runs only for a body that holds those words."""
+    if b"NaN" not in body and b"Infinity" not in body:
+        return False
+    try:
+        pydantic_core.from_json(body, allow_inf_nan=False)
+    except ValueError:
+        return True
+    return False
+
+
 def classify(
     d: Delivery, registry: Registry, *, require_user_id: bool, max_body: int, user_prefix: str = ""
 ) -> Accepted | Rejected:
@@ -101,6 +114,9 @@ def classify(
         problems.append(f"body: {len(d.body)} bytes is over the limit of {max_body}")
     if problems:
         return Rejected(QueueReason.INVALID_MESSAGE, problems, sender, key.type)
+    if _holds_non_json_numbers(d.body):
+        return Rejected(QueueReason.INVALID_MESSAGE, ["body: NaN and Infinity are not JSON (RFC 8259)"], sender,
+                        key.type)  # fmt: skip
     try:
         message = entry.model.model_validate_json(d.body)
     except ValidationError as exc:

@@ -56,7 +56,6 @@ class OutboxRelay:
         self._round_ended = asyncio.Event()
         self._in_flight: set[int] = set()
         self._rounds: set[asyncio.Task[None]] = set()
-        self.published = 0
         self.failing: str | None = None  # why the last round's publishes failed; None after a success
 
     @property
@@ -152,7 +151,6 @@ class OutboxRelay:
         for row in rows:
             self._faults.maybe_crash("after_publish", row.type)
         await claim.mark_sent(done, self._clock())
-        self.published += len(done)
 
     async def check(self) -> None:
         """Working means: the channel answers a round trip (a passive declare of the outbound

@@ -37,17 +37,11 @@ HANDLERS: dict[tuple[PartyKind, str], Handler] = {
 }
 
 
-def not_supported(accepted: Accepted) -> str | None:
-    """Why this hub does not take an accepted message yet (NOT_SUPPORTED), or None."""
+def route(accepted: Accepted) -> Handler | str:
+    """The handler that takes an accepted message, or why this hub does not take it yet
+    (NOT_SUPPORTED). Looked up once per message, when the intake classifies it."""
     message = accepted.message
     if isinstance(message, ReconFile) and message.scope in SETTLEMENT_SCOPES:
         return f"recon.file of scope {message.scope.value} (flow 4) is not handled by this hub yet"
-    if (accepted.sender.kind, accepted.msg_type) not in HANDLERS:
-        return f"{accepted.msg_type} is not handled by this hub yet"
-    return None
-
-
-def handler_for(accepted: Accepted) -> Handler | None:
-    if not_supported(accepted) is not None:
-        return None
-    return HANDLERS.get((accepted.sender.kind, accepted.msg_type))
+    handler = HANDLERS.get((accepted.sender.kind, accepted.msg_type))
+    return f"{accepted.msg_type} is not handled by this hub yet" if handler is None else handler

@@ -17,34 +17,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hub.protection import DataProtector
+from hub.store.housekeeping_rows import PRUNABLE, TOKEN_COLUMNS
 from hub.store.rows import ts
 from hub.store.unit_of_work import Store
 
 log = logging.getLogger("signhub.housekeeping")
 BATCH = 500
 
-# (table, key column, encrypted column) of every plain Fernet token the store keeps.
-_TOKEN_COLUMNS = (
-    ("agreements", "agreement_id", "account_enc"),
-    ("cases", "case_id", "original_enc"),
-    ("dead_messages", "dead_id", "original_enc"),
-    ("meta", "key", "value"),
-)
-
 
 async def prune(store: Store, now: datetime, retention: timedelta) -> int:
     """Deletes, batch by batch, what is older than the retention; returns how many rows went."""
-    before = ts(now - retention)
-    statements = (
-        "DELETE FROM inbox WHERE (sender, message_id) IN"
-        " (SELECT sender, message_id FROM inbox WHERE received_at < ? LIMIT ?)",
-        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE sent_at IS NOT NULL AND created_at < ? LIMIT ?)",
-    )
+    before = str(ts(now - retention))
     removed = 0
-    for sql in statements:
+    for table in PRUNABLE:
         while True:
             async with store.unit_of_work() as uow:
-                count = await uow.execute(sql, (before, BATCH))
+                count = await uow.housekeeping().prune(table, before, BATCH)
             removed += count
             if count < BATCH:
                 break
@@ -54,42 +42,38 @@ async def prune(store: Store, now: datetime, retention: timedelta) -> int:
 async def reencrypt(store: Store, protector: DataProtector) -> int:
     """Re-encrypts, batch by batch, every token the newest key alone cannot read; returns the count."""
     done = 0
-    for table, key, column in _TOKEN_COLUMNS:
-        done += await _reencrypt_column(store, protector, table, key, column)
+    for column in TOKEN_COLUMNS:
+        done += await _reencrypt_column(store, protector, column)
     done += await _reencrypt_flows(store, protector)
     return done
 
 
-async def _reencrypt_column(store: Store, protector: DataProtector, table: str, key: str, column: str) -> int:
+async def _reencrypt_column(store: Store, protector: DataProtector, column: str) -> int:
     done, after = 0, ""
     while True:
-        rows = await store.query(f"SELECT {key} AS k, {column} AS v FROM {table} WHERE {key} > ? ORDER BY {key} LIMIT ?",
-                                 (after, BATCH))  # fmt: skip
-        stale = [(r["k"], r["v"]) for r in rows if not protector.is_current(r["v"])]
+        rows = await store.housekeeping().tokens(column, after, BATCH)
+        stale = [(k, token) for k, token in rows if not protector.is_current(token)]
         async with store.unit_of_work() as uow:
             for k, token in stale:
-                await uow.execute(
-                    f"UPDATE {table} SET {column}=? WHERE {key}=?", (protector.rotate(token), k)
-                )
+                await uow.housekeeping().set_token(column, k, protector.rotate(token))
         done += len(stale)
         if len(rows) < BATCH:
             return done
-        after = rows[-1]["k"]
+        after = rows[-1][0]
 
 
 async def _reencrypt_flows(store: Store, protector: DataProtector) -> int:
     done, after = 0, ""
     while True:
-        rows = await store.query("SELECT flow_key, data FROM flows WHERE flow_key > ? ORDER BY flow_key LIMIT ?",
-                                 (after, BATCH))  # fmt: skip
-        changed = [(r["flow_key"], data) for r in rows if (data := _rotated_flow(r["data"], protector))]
+        rows = await store.housekeeping().flow_data(after, BATCH)
+        changed = [(flow_key, data) for flow_key, text in rows if (data := _rotated_flow(text, protector))]
         async with store.unit_of_work() as uow:
             for flow_key, data in changed:
-                await uow.execute("UPDATE flows SET data=? WHERE flow_key=?", (data, flow_key))
+                await uow.housekeeping().set_flow_data(flow_key, data)
         done += len(changed)
         if len(rows) < BATCH:
             return done
-        after = rows[-1]["flow_key"]
+        after = rows[-1][0]
 
 
 def _rotated_flow(text: str, protector: DataProtector) -> str | None:

@@ -8,12 +8,10 @@ messages it causes (through the outbox) commit together.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
-
-import aio_pika
-from aio_pika.abc import AbstractChannel
 
 from hub.agreements import FlowState
 from hub.flows.duplicates import Resolution, resolve
@@ -21,8 +19,9 @@ from hub.messaging.copies import BODY_KEPT, BODY_LENGTH
 from hub.messaging.outbound import to_rows
 from hub.messaging.seal import Vouched, load_seal
 from hub.messaging.topology import HubNames
+from hub.outgoing import Target
 from hub.services.context import Deps
-from hub.store.unit_of_work import Store, UnitOfWork
+from hub.store.unit_of_work import OutboxRow, Store, UnitOfWork
 
 
 class OperationRefused(Exception):
@@ -71,17 +70,18 @@ async def _settle_flow(uow: UnitOfWork, flow_key: str, resolution: Resolution, n
         await uow.save_flow(replace(flow, state=state), now)
 
 
-async def replay_dead(store: Store, deps: Deps, channel: AbstractChannel, hub: HubNames, dead_id: str, *, by: str,
-                      body: bytes | None = None) -> str:  # fmt: skip
-    """Puts a refused message's stored original straight on the hub's inbound queue, keeping its
-    sender, message_id and body (CONTRACT.md). A refused message never counted as processed, so
-    the replay takes effect once however often it is pressed: a second one is a repeat. `body`:
-    an operator's edited body (already validated and approved) instead of the original. The hub
-    seals the original sender on it (hub.messaging.seal): a party cannot make such a replay."""
-    rows = await store.query("SELECT * FROM dead_messages WHERE dead_id=?", (dead_id,))
-    if not rows or rows[0]["state"] == "DISCARDED":
+async def replay_dead(store: Store, deps: Deps, dead_id: str, *, by: str, body: bytes | None = None) -> str:
+    """Puts a refused message's stored original back on the hub's inbound queue, keeping its
+    sender, message_id and body (CONTRACT.md): an outbox row for the hub's own queue, committed
+    with the REPLAYED mark and its event, published by the relay. A refused message never counted
+    as processed, so the replay takes effect once however often it is pressed: a second one is a
+    repeat. `body`: an operator's edited body (already validated and approved) instead of the
+    original. The hub seals the original sender on it (hub.messaging.seal): a party cannot make
+    such a replay. The relay publishes every row as JSON (`env.CONTENT_TYPE`): a message refused
+    only for its content type is taken as JSON when replayed."""
+    dead = await store.console().dead_message(dead_id)
+    if dead is None or dead["state"] == "DISCARDED":
         raise OperationRefused(f"no replayable dead message {dead_id}")
-    dead = rows[0]
     props: dict[str, Any] = json.loads(dead["properties"])
     if body is None and props.get(BODY_LENGTH):
         raise OperationRefused(f"dead message {dead_id}: only the first {props.get(BODY_KEPT)} of its "
@@ -90,28 +90,29 @@ async def replay_dead(store: Store, deps: Deps, channel: AbstractChannel, hub: H
     vouched = Vouched(dead["routing_key"], props.get("user_id") or None, props.get("message_id"), replay_by=by)
     headers = {k: v for k, v in (props.get("headers") or {}).items() if not k.startswith("x-signhub-")}
     headers |= (await load_seal(store, deps.protector)).headers(vouched, raw)
-    message = aio_pika.Message(
-        raw, message_id=props.get("message_id"), type=props.get("type"),
-        content_type=props.get("content_type"), correlation_id=props.get("correlation_id"), headers=headers,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-    )  # fmt: skip
-    await channel.default_exchange.publish(message, routing_key=hub.inbound_queue, mandatory=True)
-    await _mark_dead(store, deps, dead_id, "REPLAYED", by=by, reason="replayed" if body is None else "edited")
+    # A message sent without a message_id is sealed without one; its row needs one (the seal
+    # verifies either way: hub.messaging.seal.Seal.read).
+    row = OutboxRow(props.get("message_id") or deps.new_id("R"), Target.HUB.value, HubNames(deps.names).inbound_queue,
+                    props.get("type") or "", props.get("correlation_id"), raw, headers)  # fmt: skip
+    await _mark_dead(store, deps, dead_id, "REPLAYED", by=by, reason="replayed" if body is None else "edited",
+                     out=[row])  # fmt: skip
     return str(dead["routing_key"])
 
 
 async def discard_dead(store: Store, deps: Deps, dead_id: str, *, by: str, reason: str) -> None:
     if not reason.strip():
         raise OperationRefused("discarding needs a reason")
-    rows = await store.query("SELECT state FROM dead_messages WHERE dead_id=?", (dead_id,))
-    if not rows or rows[0]["state"] == "DISCARDED":
+    dead = await store.console().dead_message(dead_id)
+    if dead is None or dead["state"] == "DISCARDED":
         raise OperationRefused(f"no open dead message {dead_id}")
     await _mark_dead(store, deps, dead_id, "DISCARDED", by=by, reason=reason)
 
 
-async def _mark_dead(store: Store, deps: Deps, dead_id: str, state: str, *, by: str, reason: str) -> None:
+async def _mark_dead(store: Store, deps: Deps, dead_id: str, state: str, *, by: str, reason: str,
+                     out: Sequence[OutboxRow] = ()) -> None:  # fmt: skip
     now = deps.clock()
     async with store.unit_of_work() as uow:
-        await uow.execute("UPDATE dead_messages SET state=? WHERE dead_id=?", (state, dead_id))
+        await uow.set_dead_state(dead_id, state)
+        await uow.add_outbox(out, now)
         await uow.add_event(now, f"dead.{state.lower()}", party=f"operator:{by}",
                             detail={"dead_id": dead_id, "reason": reason})  # fmt: skip

@@ -11,20 +11,13 @@ from hub.store.unit_of_work import Store
 
 async def agreement_reports(store: Store, key: str, now: datetime) -> list[dict[str, Any]]:
     """Every agreement `key` names (an agreement_id, or all of a phone number's, newest first)."""
-    rows = await store.query(
-        "SELECT * FROM agreements WHERE agreement_id=? OR phone=? ORDER BY updated_at DESC", (key, key)
-    )
+    rows = await store.reports().agreements_named(key)
     return [await _report(store, row, now) for row in rows]
 
 
 async def _report(store: Store, agreement: dict[str, Any], now: datetime) -> dict[str, Any]:
-    events = await store.query(
-        "SELECT * FROM events WHERE agreement_id=? OR (flow_key IS NOT NULL AND flow_key=?) ORDER BY id",
-        (agreement["agreement_id"], agreement["flow_key"]),
-    )
-    history = await store.query(
-        "SELECT * FROM agreement_history WHERE agreement_id=? ORDER BY version, id",
-        (agreement["agreement_id"],),
-    )
-    cases = await store.query("SELECT * FROM cases WHERE new_agreement_id=?", (agreement["agreement_id"],))
+    reports = store.reports()
+    events = await reports.events_of(agreement["agreement_id"], agreement["flow_key"])
+    history = await reports.history_of(agreement["agreement_id"])
+    cases = await reports.cases_of(agreement["agreement_id"])
     return timeline.build(agreement, events, history, cases, now)

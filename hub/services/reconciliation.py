@@ -137,14 +137,12 @@ class Reconciler:
                 await asyncio.sleep(self._poll_s)
 
     async def run_next(self) -> bool:
-        rows = await self._store.query(
-            "SELECT * FROM recon_files WHERE state='RUNNING' ORDER BY received_at LIMIT 1"
-        )
-        if not rows:
+        row = await self._store.recon_files().next_running()
+        if row is None:
             return False
-        job = Job.of(rows[0], self._files)
+        job = Job.of(row, self._files)
         try:
-            await self.reconcile(job, rows[0])
+            await self.reconcile(job, row)
         except Exception as exc:
             # Not the file's fault (the store or the comparison failed): try again, but a file that
             # fails every time must not hold up the files behind it.

@@ -4,10 +4,13 @@ arrive as the hub's own."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 Params = Sequence[Any] | dict[str, Any]
+# A store's `query`: read-only rows as dicts, outside any unit of work (on SQLite under the store's
+# lock, on its thread; on PostgreSQL on a pooled connection). The read-side row classes use it.
+Query = Callable[[str, Sequence[Any]], Awaitable[list[dict[str, Any]]]]
 
 
 class UniqueViolation(Exception):

@@ -70,6 +70,10 @@ class OpsRows:
         )
         return changed == 1
 
+    async def fail_approval(self, approval_id: str) -> None:
+        """An approved proposal that could not be carried out."""
+        await self._db.run("UPDATE approvals SET state='FAILED' WHERE approval_id=?", (approval_id,))
+
     async def audit_tail(self) -> tuple[int, str] | None:
         row = await self._db.one("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         return None if row is None else (int(row["seq"]), str(row["hash"]))

@@ -1,6 +1,6 @@
 """The store on PostgreSQL (asyncpg), for several hub processes sharing one database.
 
-The unit of work is the same code as on SQLite (`SqliteUnitOfWork` over the `Db` interface); this
+The unit of work is the same code as on SQLite (`SqlUnitOfWork` over the `Db` interface); this
 module translates placeholders and driver errors, locks flow rows a unit of work will update
 (`FOR UPDATE`, so two hub processes never decide on one flow at once), and lets each process's
 relay claim outbox rows with `FOR UPDATE SKIP LOCKED`, so a row is published by one relay at a time.
@@ -17,10 +17,14 @@ from typing import Any
 import asyncpg
 
 from hub.errors import StoreBusy
+from hub.store.console_rows import ConsoleReads
 from hub.store.dbapi import Params, UniqueViolation
-from hub.store.rows import ts
+from hub.store.housekeeping_rows import HousekeepingReads
+from hub.store.recon_reads import ReconFileReads
+from hub.store.report_rows import ReportReads
+from hub.store.rows import outbox_row, ts
 from hub.store.schema import MIGRATIONS
-from hub.store.sqlite import SqliteUnitOfWork, outbox_row
+from hub.store.sql_unit_of_work import SqlUnitOfWork
 from hub.store.unit_of_work import OutboxClaim, OutboxRow
 
 _NAMED = re.compile(r"(?<!:):([a-z_0-9]+)")
@@ -151,10 +155,10 @@ class PostgresStore:
                 await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[SqliteUnitOfWork]:
+    async def unit_of_work(self) -> AsyncIterator[SqlUnitOfWork]:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                yield SqliteUnitOfWork(PgDb(conn))
+                yield SqlUnitOfWork(PgDb(conn))
         except _TRANSIENT as exc:
             raise StoreBusy(str(exc)) from exc
 
@@ -177,10 +181,6 @@ class PostgresStore:
 
     def claim_committed(self, rows: Sequence[OutboxRow]) -> AbstractAsyncContextManager[OutboxClaim] | None:
         return None  # a row is claimed under SKIP LOCKED only, so that several hub processes share it
-
-    async def unsent(self, limit: int) -> list[OutboxRow]:
-        rows = await self.query("SELECT * FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?", (limit,))
-        return [outbox_row(r) for r in rows]
 
     async def mark_sent(self, ids: Sequence[int], now: datetime) -> None:
         async with self._pool.acquire() as conn:
@@ -214,6 +214,21 @@ class PostgresStore:
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         async with self._pool.acquire() as conn:
             return [dict(r) for r in await PgDb(conn).all(sql, params)]
+
+    def console(self) -> ConsoleReads:
+        return ConsoleReads(self.query)
+
+    def reports(self) -> ReportReads:
+        return ReportReads(self.query)
+
+    def recon_files(self) -> ReconFileReads:
+        return ReconFileReads(self.query)
+
+    def housekeeping(self) -> HousekeepingReads:
+        return HousekeepingReads(self.query)
+
+    async def ping(self) -> None:
+        await self.query("SELECT 1 AS one")
 
     async def put_meta_if_absent(self, key: str, value: str) -> str:
         async with self._pool.acquire() as conn:

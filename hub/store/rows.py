@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contracts.common import AccountType, Channel, UserType
-from hub.agreements import Account, Agreement, AgreementStatus, FlowState, SigningFlow, Terms
+from hub.agreements import Account, Agreement, AgreementStatus, Case, FlowState, SigningFlow, Terms
+from hub.store.unit_of_work import OutboxRow
 
 
 def ts(value: datetime | None) -> str | None:
@@ -129,3 +130,20 @@ def terms_of(a: Agreement) -> dict[str, Any]:
         "status": a.status.value, "version": a.version, "user_type": a.user_type.value,
         "recharge_threshold": a.recharge_threshold, "recharge_amount": a.recharge_amount, "auto_pay": a.auto_pay,
     }  # fmt: skip
+
+
+def outbox_row(row: Any) -> OutboxRow:
+    return OutboxRow(
+        id=row["id"], message_id=row["message_id"], target=row["target"], routing_key=row["routing_key"],
+        type=row["type"], correlation_id=row["correlation_id"], body=bytes(row["body"]),
+        headers=json.loads(row["headers"]),
+    )  # fmt: skip
+
+
+def case_of(row: Any) -> Case:
+    return Case(
+        case_id=row["case_id"], phone=row["phone"], new_agreement_id=row["new_agreement_id"],
+        existing_agreement_id=row["existing_agreement_id"], flow_key=row["flow_key"],
+        message_id=row["message_id"], sender=row["sender"], opened_at=datetime.fromisoformat(row["opened_at"]),
+        source=row["source"], state=row["state"],
+    )  # fmt: skip

@@ -12,6 +12,7 @@ import uuid
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from hub.bootstrap import Hub
 from hub.messaging.copies import KEPT_OF_OVERSIZE
@@ -23,6 +24,11 @@ from tests.support.probe import Probe, Received, to
 WAIT_S = 15.0
 
 
+def _retries() -> float:
+    """Retries the hub (running in this process) scheduled so far, from its metrics."""
+    return REGISTRY.get_sample_value("signhub_retries_total") or 0.0
+
+
 async def _dead_copy(probe: Probe, message_id: str) -> Received:
     return await probe.expect(f"the dead copy of {message_id}",
                               lambda r: r.queue == f"{probe.prefix}.dead" and r.message_id == message_id,
@@ -32,7 +38,7 @@ async def _dead_copy(probe: Probe, message_id: str) -> Received:
 async def test_a_body_nested_ten_thousand_levels_deep_is_refused_once_and_the_sender_told(
     hub: Hub, probe: Probe
 ) -> None:
-    retried = hub.intake.stats.get("retried", 0)
+    retried = _retries()
     body = b'{"request_id": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
 
     mid = await probe.publish("bank.ICBC", "sign.request", body)
@@ -40,7 +46,7 @@ async def test_a_body_nested_ten_thousand_levels_deep_is_refused_once_and_the_se
     told = await probe.expect("message.rejected", to("bank.ICBC", "message.rejected", message_id=mid), timeout=WAIT_S)
     assert told.body["reason_code"] == "INVALID_MESSAGE"
     assert (await _dead_copy(probe, mid)).headers["x-signhub-reason"] == "INVALID_MESSAGE"
-    assert hub.intake.stats.get("retried", 0) == retried, "a refusal is never retried"
+    assert _retries() == retried, "a refusal is never retried"
     assert len(await hub.store.query("SELECT 1 FROM dead_messages WHERE message_id=?", (mid,))) == 1
 
 
@@ -59,12 +65,8 @@ async def test_a_refused_ten_megabyte_body_is_kept_as_a_prefix_that_says_how_lon
                                  (mid,))  # fmt: skip
     assert len(hub.deps.protector.decrypt(rows[0]["original_enc"])) == KEPT_OF_OVERSIZE
     assert json.loads(rows[0]["properties"])["body_length"] == len(body)
-    channel = await hub.connection.channel()
-    try:
-        with pytest.raises(OperationRefused, match="only the first"):
-            await replay_dead(hub.store, hub.deps, channel, hub.hub_names, rows[0]["dead_id"], by="op")
-    finally:
-        await channel.close()
+    with pytest.raises(OperationRefused, match="only the first"):
+        await replay_dead(hub.store, hub.deps, rows[0]["dead_id"], by="op")
 
 
 async def _metrics(hub: Hub, within_s: float = 10.0) -> str:

@@ -24,8 +24,9 @@ from hub.messaging.topology import delete_topology
 from hub.segments import SegmentTable
 from simulators.bank import BankKnobs, BankSimulator
 from simulators.crm import CrmKnobs, CrmSimulator
+from simulators.fleet import Simulators
 from simulators.recording import Received
-from simulators.runner import Simulators, start_simulators
+from simulators.runner import start_simulators
 from simulators.seed import build_world
 from tests.support.data import confirmed, fresh_phone, sign_request, verify_ok_prepaid
 from tests.support.hubrun import AMQP_URL, hub_settings

@@ -19,7 +19,8 @@ from hub.bootstrap import Hub, build_hub
 from hub.messaging.topology import delete_topology
 from hub.segments import SegmentTable
 from simulators.bank import BankKnobs
-from simulators.runner import Simulators, start_simulators
+from simulators.fleet import Simulators
+from simulators.runner import start_simulators
 from simulators.seed import Account, World, build_world
 from simulators.web_sites import WebSites, addresses, serve_web_sites
 from tests.support.browser import chromium

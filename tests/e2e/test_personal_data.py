@@ -30,7 +30,7 @@ from hub.messaging.topology import delete_topology
 from hub.settings import load_settings
 from hub.store.postgres import PostgresStore
 from hub.store.sqlite import SqliteStore
-from simulators.runner import Simulators
+from simulators.fleet import Simulators
 from tests.support.data import confirmed, fresh_phone, sign_request, verify_ok_prepaid
 from tests.support.flaky import FlakyStore
 from tests.support.hubrun import AMQP_URL, hub_settings, party_queues

@@ -13,8 +13,9 @@ import pytest
 from hub.bootstrap import Hub, build_hub
 from hub.messaging.topology import delete_topology
 from hub.segments import SegmentTable
+from simulators.fleet import Simulators
 from simulators.recon_round import reconcile_round
-from simulators.runner import Simulators, start_simulators
+from simulators.runner import start_simulators
 from simulators.seed import build_world
 from tests.support.hubrun import AMQP_URL, hub_settings
 

@@ -12,6 +12,7 @@ from hub.protection import DataProtector
 from hub.services.housekeeping import prune, reencrypt
 from hub.store.unit_of_work import DeadRecord, OutboxRow, Store
 from tests.support.data import CARD, ID_NO
+from tests.support.outbox import unsent_ids
 from tests.support.records import NOW, agreement, signing_flow
 
 OLD, NEW = Fernet.generate_key(), Fernet.generate_key()
@@ -29,7 +30,7 @@ async def test_pruning_removes_only_what_is_older_than_the_retention(store: Stor
         await uow.remember("bank.ICBC", "recent", "sign.request", lately)
         await uow.add_outbox([_row("old-sent"), _row("old-unsent")], long_ago)
         await uow.add_outbox([_row("recent-sent")], lately)
-    ids = {r.message_id: r.id for r in await store.unsent(10)}
+    ids = await unsent_ids(store)
     await store.mark_sent([ids["old-sent"], ids["recent-sent"]], NOW)  # type: ignore[list-item]
 
     removed = await prune(store, NOW, timedelta(days=30))

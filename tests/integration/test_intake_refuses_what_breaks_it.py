@@ -20,11 +20,11 @@ from contracts.topology import Names
 from hub.faults import Faults
 from hub.flows.common import Timing
 from hub.messaging.edge import Delivery
-from hub.messaging.intake import Action, Intake
 from hub.parties import Registry
 from hub.protection import DataProtector
 from hub.segments import SegmentTable
 from hub.services.context import Deps
+from hub.services.intake import Action, Intake
 from hub.store.sqlite import SqliteStore
 from tests.support.data import CARD
 

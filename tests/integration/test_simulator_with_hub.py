@@ -19,7 +19,8 @@ from hub.messaging.topology import delete_topology
 from hub.segments import SegmentTable
 from simulators.bank import BankKnobs
 from simulators.crm import CrmKnobs
-from simulators.runner import Simulators, start_simulators
+from simulators.fleet import Simulators
+from simulators.runner import start_simulators
 from simulators.seed import World, build_world
 from tests.support.hubrun import AMQP_URL, hub_settings
 

@@ -27,6 +27,7 @@ from hub.store.schema import MIGRATIONS
 from hub.store.sqlite import SqliteStore
 from hub.store.unit_of_work import DeadRecord, OutboxRow, Store
 from tests.support.data import CARD, ID_NO
+from tests.support.outbox import unsent_ids
 from tests.support.records import NOW, agreement, signing_flow
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -104,7 +105,7 @@ async def test_a_unit_of_work_that_raises_leaves_no_inbox_and_no_outbox_rows(sto
     async with store.unit_of_work() as uow:
         assert not await uow.seen("bank.ICBC", "m-1")
         assert await uow.flow("ICBC", "R1") is None
-    assert await store.unsent(10) == []
+    assert await unsent_ids(store) == {}
     assert (await store.counts())["flows"] == 0
 
 
@@ -197,19 +198,18 @@ async def test_an_agreement_round_trips_through_the_store(store: Store) -> None:
 # --- outbox ------------------------------------------------------------------------------------
 
 
-async def test_unsent_lists_outbox_rows_oldest_first_until_they_are_marked_sent(store: Store) -> None:
+async def test_outbox_rows_are_claimed_oldest_first_as_written_and_counted_unsent_until_marked(store: Store) -> None:
     async with store.unit_of_work() as uow:
         await uow.add_outbox([_row("out-1"), _row("out-2"), _row("out-3")], NOW)
 
-    unsent = await store.unsent(10)
+    async with store.claim_outbox(10) as claim:
+        unsent = claim.rows
     assert [r.message_id for r in unsent] == ["out-1", "out-2", "out-3"]
     assert unsent[0].body == b'{"x":1}' and unsent[0].headers == {"h": "out-1"}
-    assert [r.message_id for r in await store.unsent(2)] == ["out-1", "out-2"]
 
     await store.mark_sent([unsent[0].id, unsent[2].id], NOW)  # type: ignore[list-item]
     await store.mark_sent([], NOW)
 
-    assert [r.message_id for r in await store.unsent(10)] == ["out-2"]
     assert (await store.counts())["outbox_unsent"] == 1
 
 
@@ -229,7 +229,7 @@ async def test_a_claim_skips_rows_in_flight_and_gets_back_the_rows_a_claim_left_
         await uow.add_outbox([_row("out-4")], NOW)
     async with store.claim_outbox(10) as third:
         assert [r.message_id for r in third.rows] == ["out-2", "out-4"], "the unmarked row comes back"
-    assert [r.message_id for r in await store.unsent(10)] == ["out-2", "out-4"]
+    assert list(await unsent_ids(store)) == ["out-2", "out-4"]
 
 
 async def test_a_store_opened_again_claims_what_an_earlier_process_left_unsent(tmp_path: Path) -> None:
@@ -282,7 +282,7 @@ async def test_marks_are_written_with_the_next_unit_of_work_or_alone_soon_after(
     async with sqlite_store.unit_of_work() as uow:
         rows = await uow.add_outbox([_row("out-1"), _row("out-2"), _row("out-3")], NOW)
     await sqlite_store.mark_sent([rows[0].id], NOW)  # type: ignore[list-item]
-    assert [r.message_id for r in await sqlite_store.unsent(10)] == ["out-2", "out-3"], "pending counts as sent"
+    assert (await sqlite_store.counts())["outbox_unsent"] == 2, "pending counts as sent"
 
     with pytest.raises(RuntimeError):  # a unit of work rolled back keeps the marks it took
         async with sqlite_store.unit_of_work() as uow:
@@ -306,7 +306,7 @@ async def test_the_wal_is_started_over_while_units_of_work_keep_coming(
 ) -> None:
     """Checkpoints copy the WAL into the database file beside the writers; unless one of them then
     finishes under the store's lock, SQLite never starts the WAL over and it grows without end."""
-    monkeypatch.setattr("hub.store.sqlite.CHECKPOINT_EVERY_S", 0.0)
+    monkeypatch.setattr("hub.store.checkpoints.CHECKPOINT_EVERY_S", 0.0)
     store = await SqliteStore.open(tmp_path / "hub.db")
     body = b"x" * 20_000
     try:
@@ -316,7 +316,7 @@ async def test_the_wal_is_started_over_while_units_of_work_keep_coming(
                                                 None, body)], NOW)  # fmt: skip
         wal = (tmp_path / "hub.db-wal").stat().st_size
         assert wal < 2_000_000, f"the WAL grew to {wal} bytes: it was never started over"
-        assert len(await store.unsent(1000)) == 300
+        assert len(await unsent_ids(store)) == 300
     finally:
         await store.close()
 

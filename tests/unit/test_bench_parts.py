@@ -1,15 +1,21 @@
 """The benchmark's own arithmetic and wiring (bench/): percentiles, the raw relay's hops, the flow
-numbering the parties rely on, and the profile summary. No broker needed."""
+numbering the parties rely on, the profile summary, and the fuzzer's labels and judge. No broker
+needed."""
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
+from typing import Any
 
 from bench import proc, profiling, relay, wire
 from bench.drive import missing_by_step
+from bench.fuzz_expect import Expect, Made, label
+from bench.fuzz_judge import DEAD, Seen, judge
 from bench.parties import Timeline
 from bench.stats import percentile, steady_rate, summary_ms
+from contracts.routing import PartyKind
 
 
 def test_percentiles_are_nearest_rank_and_ignore_missing_values() -> None:
@@ -93,3 +99,51 @@ def test_this_process_cpu_and_memory_can_be_read_from_proc() -> None:
     assert proc.status_kb(os.getpid(), "VmHWM") >= rss > 0
     busy, total = proc.machine_cpu()
     assert 0 < busy <= total
+
+
+def _made(msg_type: str = "unsign.request", **changes: Any) -> Made:
+    made = Made(PartyKind.BANK, msg_type, "bank.ICBC", None, True, {"request_id": "R1"})
+    return replace(made, **changes)
+
+
+def test_a_fuzz_label_names_the_first_defect_in_the_order_the_hub_documents() -> None:
+    assert label(_made(sender=None, body=None), True) == Expect(False, "UNKNOWN_SENDER")
+    assert label(_made(type_refusal="UNAUTHORIZED_SENDER", body=None), False).reason == "UNAUTHORIZED_SENDER"
+    assert label(_made("debit.result", envelope_ok=False), True).reason == "INVALID_MESSAGE"
+    assert label(_made("debit.result"), True) == Expect(False, "NOT_SUPPORTED", "bank.ICBC")
+    assert label(_made(), False).reason == "INVALID_MESSAGE"  # the message_id
+    assert label(_made(), True) == Expect(True, None, "bank.ICBC", ("unsign.result",))
+    assert label(_made("sign.failed"), True).answers == ()
+
+
+def _refused(reason: str = "INVALID_MESSAGE", to: str | None = "bank.ICBC") -> tuple[str, Expect]:
+    return "fz-0", Expect(False, reason, to)
+
+
+def _told(queue: str, code: str, message_id: str = "M1") -> Seen:
+    return Seen(queue, "message.rejected", message_id, "fz-0", names="fz-0", reason_code=code)
+
+
+def test_the_fuzz_judge_finds_a_refusal_told_to_another_party_with_another_reason_or_twice() -> None:
+    dead = Seen(DEAD, "unsign.request", "fz-0", reason="INVALID_MESSAGE")
+    assert judge([_refused()], [dead, _told("bank.ICBC", "INVALID_MESSAGE")]).problems() == []
+    assert judge([_refused()], [dead, _told("bank.ICBC", "INVALID_MESSAGE")] * 2).mismatches == 1  # 2 dead
+    for told in (_told("crm.GD", "INVALID_MESSAGE"), _told("bank.ICBC", "UNKNOWN_TYPE")):
+        assert judge([_refused()], [dead, told]).mismatches == 1
+    second = [_told("bank.ICBC", "INVALID_MESSAGE"), _told("bank.ICBC", "INVALID_MESSAGE", "M2")]
+    assert judge([_refused()], [dead, *second]).mismatches == 1
+    unknown, nobody = Seen(DEAD, "x", "fz-0", reason="UNKNOWN_SENDER"), _refused("UNKNOWN_SENDER", None)
+    assert judge([nobody], [unknown]).problems() == []
+    assert judge([nobody], [unknown, _told("bank.ICBC", "UNKNOWN_SENDER")]).mismatches == 1
+
+
+def test_the_fuzz_judge_wants_an_answer_shared_by_repeats_unless_a_sign_failed_closed_the_flow() -> None:
+    request = Expect(True, None, "bank.ICBC", ("sign.response",), shared="R1", flow="bank.ICBC R1")
+    answer = Seen("bank.ICBC", "sign.response", "M1", "fz-0")
+    assert judge([("fz-0", request), ("fz-1", request)], [answer]).problems() == []
+    assert judge([("fz-0", request), ("fz-1", request)], []).mismatches == 2
+    closer = Expect(True, None, None, (), closes="bank.ICBC R1")
+    assert judge([("fz-0", request), ("fz-1", closer)], []).problems() == []
+    assert judge([("fz-1", closer)], [Seen("bank.ICBC", "sign.result", "M1", "fz-1")]).mismatches == 1
+    misrouted = Seen("bank.CCB", "sign.response", "M1", "fz-0")
+    assert judge([("fz-0", request)], [answer, misrouted]).mismatches == 1

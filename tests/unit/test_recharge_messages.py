@@ -35,9 +35,9 @@ from contracts.recon import CREDITS_CLASSES, DEBITS_CLASSES, ReconFile, ReconRes
 from contracts.rejection import MessageRejected
 from contracts.routing import PartyKind
 from hub.messaging.edge import Accepted, Delivery, Rejected, classify
-from hub.messaging.intake import _rejection
+from hub.messaging.refusal import rejection
 from hub.parties import Registry
-from hub.services.dispatch import handler_for, not_supported
+from hub.services.dispatch import route
 
 TS = "2026-11-26T10:00:00+08:00"
 REGISTRY = Registry.of(["ICBC", "CCB"], ["GD", "BJ"])
@@ -311,11 +311,10 @@ def test_the_edge_accepts_a_valid_flow_4_message_and_the_hub_answers_it_not_supp
     accepted = classify(d, REGISTRY, require_user_id=False, max_body=64 * 1024)
     assert isinstance(accepted, Accepted)
 
-    why = not_supported(accepted)
+    why = route(accepted)
 
-    assert why is not None and "not handled by this hub yet" in why
-    assert handler_for(accepted) is None
-    answer = _rejection(d, Rejected(QueueReason.NOT_SUPPORTED, [why], accepted.sender, accepted.msg_type))
+    assert isinstance(why, str) and "not handled by this hub yet" in why
+    answer = rejection(d, Rejected(QueueReason.NOT_SUPPORTED, [why], accepted.sender, accepted.msg_type))
     assert isinstance(answer, MessageRejected)
     assert (answer.reason_code, answer.message_id, answer.type) == (ReasonCode.NOT_SUPPORTED, "m-1",
                                                                     accepted.msg_type)  # fmt: skip
@@ -327,7 +326,7 @@ def test_flow_3_files_of_banks_and_crms_still_go_to_their_handler(routing_key: s
     accepted = classify(_delivery(routing_key, _file(scope)), REGISTRY, require_user_id=False, max_body=65536)
     assert isinstance(accepted, Accepted)
 
-    assert not_supported(accepted) is None and handler_for(accepted) is not None
+    assert callable(route(accepted))
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
-"""The intake: every delivery passes here once, and every failure gets its class here.
+"""The intake, the hub's message runner: every delivery passes here once, and every failure gets
+its class here. A group of deliveries is classified (`hub.messaging.edge`), each accepted message
+handled in a savepoint of one unit of work (its handler from `hub.services.dispatch`), its outbox
+rows committed with it and handed to the relay; then each delivery's acknowledgement is decided.
 
 - refused (invalid, unknown type, wrong or unknown sender, not supported): a dead record in the
   store, a masked copy to the dead queue and `message.rejected` to a known sender; never retried;
@@ -14,26 +17,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
-from contracts.common import Message, QueueReason, ReasonCode
-from contracts.rejection import MessageRejected
-from contracts.routing import Party
+from contracts.common import QueueReason
 from hub import metrics
 from hub.faults import Faults
 from hub.flows.common import Refused
-from hub.messaging.copies import kept_of, masked_properties, queue_copy, shown, shown_if_any
-from hub.messaging.edge import Accepted, Delivery, Rejected, classify, sender_of
+from hub.messaging.edge import Accepted, Delivery, Rejected, classify
 from hub.messaging.outbound import to_rows
+from hub.messaging.refusal import MAX_BODY, known_sender, known_sender_or_none, log_ids, refusal
 from hub.messaging.retry import RetryScheduler
-from hub.outgoing import Outgoing, QueueCopy, Target
 from hub.protection import mask_digits_in_text
 from hub.services.context import Ctx, Deps
-from hub.services.dispatch import handler_for, not_supported
-from hub.store.unit_of_work import DeadRecord, OutboxRow, Store, UnitOfWork
+from hub.services.dispatch import Handler, route
+from hub.store.unit_of_work import OutboxRow, Store, UnitOfWork
 
 log = logging.getLogger("signhub.intake")
-MAX_BODY = 64 * 1024
+Routed = tuple[Accepted, Handler]  # an accepted message with the handler that takes it
 
 
 class Action(StrEnum):
@@ -59,7 +59,6 @@ class Intake:
         self._relay = relay
         self._faults = faults
         self._require_user_id = require_user_id
-        self.stats: dict[str, int] = {}
 
     async def take(self, d: Delivery, *, poisoned: bool = False) -> Action:
         if poisoned:
@@ -76,14 +75,14 @@ class Intake:
     def _labels(self, d: Delivery) -> tuple[str, str]:
         """A delivery's metric labels: a catalogue type and a registered party, never a party's
         own string (a made-up type would make a series of its own, and could carry a number)."""
-        sender = _known_sender_or_none(d, self._deps)
+        sender = known_sender_or_none(d, self._deps.registry)
         return metrics.type_label(d.msg_type), str(sender) if sender is not None else metrics.UNKNOWN_PARTY
 
     async def _take_batch(self, batch: list[Delivery]) -> list[Action]:
         verdicts = [self._classify(d) for d in batch]
         actions: list[Action | None] = [None] * len(batch)
         later: list[tuple[int, Rejected | Exception]] = []
-        accepted = [(i, v) for i, v in enumerate(verdicts) if isinstance(v, Accepted)]
+        accepted = [(i, v) for i, v in enumerate(verdicts) if not isinstance(v, Rejected)]
         later += [(i, v) for i, v in enumerate(verdicts) if isinstance(v, Rejected)]
         if accepted:
             queued: list[OutboxRow] = []
@@ -93,10 +92,10 @@ class Intake:
                 later = [x for x in later if isinstance(x[1], Rejected)] + [(i, exc) for i, _ in accepted]
                 queued = []
             failed = {i for i, _ in later}
-            done = [(i, acc.msg_type) for i, acc in accepted if i not in failed]
+            done = [(i, acc.msg_type) for i, (acc, _) in accepted if i not in failed]
             for i, msg_type in done:
                 actions[i] = Action.ACK
-                self._count("processed")
+                metrics.intake_event("processed")
                 self._faults.maybe_crash("after_commit", msg_type)
             if queued:
                 self._relay.hand_over(queued)
@@ -107,47 +106,47 @@ class Intake:
                 actions[i] = await self._retry_or_give_up(batch[i], problem)
         return [a if a is not None else Action.REQUEUE for a in actions]
 
-    def _classify(self, d: Delivery) -> Accepted | Rejected:
+    def _classify(self, d: Delivery) -> Routed | Rejected:
         try:
             verdict = classify(d, self._deps.registry, require_user_id=self._require_user_id, max_body=MAX_BODY,
                                user_prefix=f"{self._deps.names.prefix}.")  # fmt: skip
-            if isinstance(verdict, Accepted) and (why := not_supported(verdict)) is not None:
-                return Rejected(QueueReason.NOT_SUPPORTED, [why], verdict.sender, verdict.msg_type)
+            if isinstance(verdict, Rejected):
+                return verdict
+            handler = route(verdict)
+            if isinstance(handler, str):
+                return Rejected(QueueReason.NOT_SUPPORTED, [handler], verdict.sender, verdict.msg_type)
         except Exception as exc:
             # A message that breaks the edge is refused, not retried: every retry would break it again.
-            log.warning("classifying %s failed: %r", d.message_id, exc, extra=_ids(d))
+            log.warning("classifying %s failed: %r", d.message_id, exc, extra=log_ids(d))
             return Rejected(QueueReason.INVALID_MESSAGE, [f"the message could not be read ({type(exc).__name__})"],
-                            _known_sender_or_none(d, self._deps), d.msg_type)  # fmt: skip
-        return verdict
+                            known_sender_or_none(d, self._deps.registry), d.msg_type)  # fmt: skip
+        return verdict, handler
 
     async def _commit_group(
-        self, batch: list[Delivery], accepted: list[tuple[int, Accepted]], queued: list[OutboxRow]
+        self, batch: list[Delivery], accepted: list[tuple[int, Routed]], queued: list[OutboxRow]
     ) -> list[tuple[int, Rejected | Exception]]:
         """Applies the group in one unit of work; `queued` receives the outbox rows of the messages
         that hold (a message rolled back to its savepoint leaves none)."""
         failed: list[tuple[int, Rejected | Exception]] = []
         async with self._store.unit_of_work() as uow:
-            for i, acc in accepted:
-                await uow.step("SAVEPOINT message")
+            for i, (acc, handler) in accepted:
+                await uow.savepoint()
                 try:
-                    rows = await self._apply(uow, batch[i], acc)
+                    rows = await self._apply(uow, batch[i], acc, handler)
                 except Refused as refused:
                     failed.append((i, Rejected(refused.reason, [refused.error], acc.sender, acc.msg_type)))
                 except Exception as exc:
                     failed.append((i, exc))
                 else:
-                    await uow.step("RELEASE SAVEPOINT message")
+                    await uow.release_savepoint()
                     queued += rows
                     continue
-                await uow.step("ROLLBACK TO SAVEPOINT message")
-                await uow.step("RELEASE SAVEPOINT message")
+                await uow.rollback_to_savepoint()
         return failed
 
-    async def _apply(self, uow: UnitOfWork, d: Delivery, accepted: Accepted) -> list[OutboxRow]:
+    async def _apply(self, uow: UnitOfWork, d: Delivery, accepted: Accepted, handler: Handler) -> list[OutboxRow]:
         """One accepted message's effect inside the caller's unit of work; returns what it queued
         in the outbox (every row a message causes is queued here)."""
-        handler = handler_for(accepted)
-        assert handler is not None
         now = self._deps.clock()
         ctx = Ctx(uow, self._deps, accepted.sender, accepted.message_id, d.routing_key, d.correlation_id,
                   d.body, now)  # fmt: skip
@@ -156,7 +155,7 @@ class Intake:
             # the answer is already in the outbox, so no copy is due.
             if not d.redelivered:
                 await ctx.copy_latest_answer_to(accepted.message_id)
-            self._count("repeats")
+            metrics.intake_event("repeats")
         else:
             await uow.remember(str(accepted.sender), accepted.message_id, accepted.msg_type, now)
             await handler(ctx, accepted.message)
@@ -170,99 +169,37 @@ class Intake:
         return Action.ACK
 
     async def _retry_or_give_up(self, d: Delivery, exc: Exception) -> Action:
-        log.warning("attempt %d of %s failed: %r", d.attempt, d.message_id, exc, extra=_ids(d))
+        log.warning("attempt %d of %s failed: %r", d.attempt, d.message_id, exc, extra=log_ids(d))
         if not self._retry.can_retry(d):
             return await self._give_up(d, f"{type(exc).__name__}: {exc}")
         try:
             await self._retry.schedule(d)
         except Exception:
             log.exception("could not schedule a retry of %s; the broker keeps it", d.message_id,
-                          extra=_ids(d))  # fmt: skip
+                          extra=log_ids(d))  # fmt: skip
             return Action.REQUEUE
-        self._count("retried")
+        metrics.intake_event("retried")
         return Action.ACK
 
     async def _give_up(self, d: Delivery, error: str) -> Action:
-        sender = _known_sender(d, self._deps)
+        sender = known_sender(d, self._deps.registry)
         rejected = Rejected(QueueReason.RETRIES_EXHAUSTED, [error], sender, d.msg_type)
         try:
             await self._refuse(d, rejected)
         except Exception:
-            log.exception("could not record %s as dead; the broker keeps it", d.message_id, extra=_ids(d))
+            log.exception("could not record %s as dead; the broker keeps it", d.message_id, extra=log_ids(d))
             return Action.REQUEUE
         return Action.ACK
 
     async def _refuse(self, d: Delivery, rejected: Rejected) -> None:
-        """Records the refusal, queues the masked dead copy and tells a known sender. What the party
-        named (routing key, type, message_id) is kept masked, the record as its copy (the console
-        finds the copy by them); of an oversize body only a prefix is kept."""
+        """Records the refusal, queues the masked dead copy and tells a known sender
+        (hub.messaging.refusal), in one unit of work."""
         now = self._deps.clock()
-        dead_id = self._deps.new_id("D")
-        error = "; ".join(rejected.errors)
-        sender = str(rejected.sender) if rejected.sender else _claimed_sender(d.routing_key)
-        msg_type = d.msg_type or rejected.msg_type or ""
-        kept = kept_of(d.body, MAX_BODY)
-        record = DeadRecord(
-            dead_id, str(rejected.sender) if rejected.sender else None, shown_if_any(d.message_id), shown(d.routing_key),
-            shown_if_any(rejected.msg_type), rejected.reason.value, mask_digits_in_text(error), masked_properties(d, kept),
-            self._deps.protector.encrypt(kept.body), now,
-        )  # fmt: skip
-        out: list[Outgoing | QueueCopy] = [queue_copy(
-            Target.DEAD, raw_body=kept.body, message_id=d.message_id or dead_id, msg_type=msg_type,
-            sender=sender, routing_key=d.routing_key, reason=rejected.reason.value, error=error,
-            original_length=kept.length,
-        )]  # fmt: skip
-        if rejected.sender is not None:
-            out.append(Outgoing(rejected.sender, "message.rejected", _rejection(d, rejected), d.message_id))
+        refused = refusal(d, rejected, self._deps.new_id("D"), now, self._deps.protector)
         async with self._store.unit_of_work() as uow:
-            await uow.record_dead(record)
-            await uow.add_outbox(to_rows(out, self._deps.names, self._deps.new_id), now)
-        log.info(
-            "refused %s from %s: %s %s",
-            d.message_id,
-            sender,
-            rejected.reason.value,
-            mask_digits_in_text(error),
-            extra=_ids(d, sender),
-        )
-        self._count(f"refused.{rejected.reason.value}")
+            await uow.record_dead(refused.record)
+            await uow.add_outbox(to_rows(refused.out, self._deps.names, self._deps.new_id), now)
+        log.info("refused %s from %s: %s %s", d.message_id, refused.sender, rejected.reason.value,
+                 mask_digits_in_text(refused.error), extra=log_ids(d, refused.sender))  # fmt: skip
+        metrics.intake_event(f"refused.{rejected.reason.value}")
         self._relay.wake()
-
-    def _count(self, key: str) -> None:
-        self.stats[key] = self.stats.get(key, 0) + 1
-        metrics.intake_event(key)
-
-
-def _ids(d: Delivery, sender: str | None = None) -> dict[str, Any]:
-    """The ids a log line about `d` carries (hub.logging writes them as fields)."""
-    return {"message_id": d.message_id, "correlation_id": d.correlation_id, "msg_type": d.msg_type,
-            "sender": sender or _claimed_sender(d.routing_key)}  # fmt: skip
-
-
-def _claimed_sender(routing_key: str) -> str:
-    """`<kind>.<code>` as the routing key names it (`bank.NOPE.sign.request` -> `bank.NOPE`), for a
-    sender the registry does not know; the type after it may itself contain dots."""
-    return ".".join(routing_key.split(".")[:2])
-
-
-def _rejection(d: Delivery, rejected: Rejected) -> Message:
-    # RETRIES_EXHAUSTED is a queue reason only; answers carry OTHER with the reason in errors.
-    code = ReasonCode.__members__.get(rejected.reason.value, ReasonCode.OTHER)
-    errors = [mask_digits_in_text(e) for e in rejected.errors]
-    if code is ReasonCode.OTHER:
-        errors.insert(0, rejected.reason.value)
-    # The sender's own message_id comes back as it gave it (to correlate); a type with a number is masked.
-    return MessageRejected(message_id=d.message_id or "", type=shown(rejected.msg_type or d.msg_type or ""),
-                           reason_code=code, errors=errors)  # fmt: skip
-
-
-def _known_sender(d: Delivery, deps: Deps) -> Party | None:
-    sender = sender_of(d.routing_key)
-    return sender if sender is not None and deps.registry.knows(sender) else None
-
-
-def _known_sender_or_none(d: Delivery, deps: Deps) -> Party | None:
-    try:
-        return _known_sender(d, deps)
-    except Exception:
-        return None
