@@ -8,7 +8,7 @@ does not. Each call is checked against the role it needs; the action functions c
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import PlainTextResponse
@@ -69,7 +69,10 @@ def _needs_reason(text: str) -> str:
     return text
 
 
-async def run(action: Awaitable[Any]) -> Any:
+T = TypeVar("T")
+
+
+async def run(action: Awaitable[T]) -> T:
     """Translates the console's refusals to HTTP: 403 role, 404 unknown, 409 refused."""
     try:
         return await action
@@ -151,18 +154,15 @@ def ops_router(console: Console) -> APIRouter:
 
     @router.get("/cases/{case_id}")
     async def case(case_id: str, op: Operator = viewer) -> dict[str, Any]:
-        result: dict[str, Any] = await run(cases.case_page(c, case_id))
-        return result
+        return await run(cases.case_page(c, case_id))
 
     @router.post("/cases/{case_id}/claim")
     async def claim(case_id: str, op: Operator = operator) -> dict[str, Any]:
-        result: dict[str, Any] = await run(cases.claim(c, op, case_id))
-        return result
+        return await run(cases.claim(c, op, case_id))
 
     @router.post("/cases/{case_id}/release")
     async def release(case_id: str, op: Operator = operator) -> dict[str, Any]:
-        result: dict[str, Any] = await run(cases.claim(c, op, case_id, release=True))
-        return result
+        return await run(cases.claim(c, op, case_id, release=True))
 
     @router.post("/cases/{case_id}/resolve")
     async def resolve(case_id: str, body: Resolve, op: Operator = operator) -> dict[str, Any]:
@@ -178,15 +178,13 @@ def ops_router(console: Console) -> APIRouter:
 
     @router.post("/approvals/{approval_id}/approve")
     async def approve(approval_id: str, op: Operator = approver) -> dict[str, Any]:
-        result: dict[str, Any] = await run(approvals.decide(c, op, approval_id, approve=True))
-        return result
+        return await run(approvals.decide(c, op, approval_id, approve=True))
 
     @router.post("/approvals/{approval_id}/refuse")
     async def refuse(approval_id: str, body: Reason, op: Operator = operator) -> dict[str, Any]:
         """An approver refuses, or the proposer withdraws, a proposal (with a reason)."""
         why = _needs_reason(body.reason)
-        result: dict[str, Any] = await run(approvals.decide(c, op, approval_id, approve=False, reason=why))
-        return result
+        return await run(approvals.decide(c, op, approval_id, approve=False, reason=why))
 
     @router.get("/dead/groups")
     async def dead_groups(state: str = "OPEN", op: Operator = viewer) -> list[dict[str, Any]]:
@@ -208,25 +206,21 @@ def ops_router(console: Console) -> APIRouter:
 
     @router.get("/dead/{dead_id}")
     async def dead_one(dead_id: str, op: Operator = viewer) -> dict[str, Any]:
-        result: dict[str, Any] = await run(dead_letters.inspect(c, dead_id))
-        return result
+        return await run(dead_letters.inspect(c, dead_id))
 
     @router.post("/dead/{dead_id}/replay")
     async def replay(dead_id: str, op: Operator = operator) -> dict[str, Any]:
-        result: dict[str, Any] = await run(dead_letters.replay_as(c, op, dead_id))
-        return result
+        return await run(dead_letters.replay_as(c, op, dead_id))
 
     @router.post("/dead/{dead_id}/discard")
     async def discard(dead_id: str, body: Reason, op: Operator = operator) -> dict[str, Any]:
-        result: dict[str, Any] = await run(dead_letters.discard(c, op, dead_id, _needs_reason(body.reason)))
-        return result
+        return await run(dead_letters.discard(c, op, dead_id, _needs_reason(body.reason)))
 
     @router.post("/dead/{dead_id}/edit")
     async def edit(dead_id: str, body: Edit, op: Operator = operator) -> dict[str, Any]:
         """Proposes an edited replay: validated now, sent when another operator approves."""
         why = _needs_reason(body.reason)
-        result: dict[str, Any] = await run(dead_letters.propose_edit(c, op, dead_id, body.changes, why))
-        return result
+        return await run(dead_letters.propose_edit(c, op, dead_id, body.changes, why))
 
     @router.get("/audit")
     async def audit_log(

@@ -17,11 +17,8 @@ from typing import Any
 import asyncpg
 
 from hub.errors import StoreBusy
-from hub.store.console_rows import ConsoleReads
 from hub.store.dbapi import Params, UniqueViolation
-from hub.store.housekeeping_rows import HousekeepingReads
-from hub.store.recon_reads import ReconFileReads
-from hub.store.report_rows import ReportReads
+from hub.store.named_reads import NamedReads
 from hub.store.rows import outbox_row, ts
 from hub.store.schema import MIGRATIONS
 from hub.store.sql_unit_of_work import SqlUnitOfWork
@@ -124,7 +121,7 @@ async def _mark_sent(db: PgDb, ids: Sequence[int], now: datetime) -> None:
         await db.run("UPDATE outbox SET sent_at=? WHERE id = ANY(?::bigint[])", (ts(now), list(ids)))
 
 
-class PostgresStore:
+class PostgresStore(NamedReads):
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         # A relay round holds a pooled connection (its claim's transaction) until the broker
@@ -214,21 +211,6 @@ class PostgresStore:
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         async with self._pool.acquire() as conn:
             return [dict(r) for r in await PgDb(conn).all(sql, params)]
-
-    def console(self) -> ConsoleReads:
-        return ConsoleReads(self.query)
-
-    def reports(self) -> ReportReads:
-        return ReportReads(self.query)
-
-    def recon_files(self) -> ReconFileReads:
-        return ReconFileReads(self.query)
-
-    def housekeeping(self) -> HousekeepingReads:
-        return HousekeepingReads(self.query)
-
-    async def ping(self) -> None:
-        await self.query("SELECT 1 AS one")
 
     async def put_meta_if_absent(self, key: str, value: str) -> str:
         async with self._pool.acquire() as conn:

@@ -21,11 +21,8 @@ from typing import Any
 
 from hub.errors import StoreBusy
 from hub.store.checkpoints import Checkpoints
-from hub.store.console_rows import ConsoleReads
-from hub.store.housekeeping_rows import HousekeepingReads
+from hub.store.named_reads import NamedReads
 from hub.store.outbox_claims import OutboxClaims, OutboxMarks
-from hub.store.recon_reads import ReconFileReads
-from hub.store.report_rows import ReportReads
 from hub.store.rows import ts
 from hub.store.schema import MIGRATIONS
 from hub.store.sql_unit_of_work import SqlUnitOfWork
@@ -55,7 +52,7 @@ def _connect(path: str | Path, *, read_only: bool = False) -> sqlite3.Connection
     return conn
 
 
-class SqliteStore:
+class SqliteStore(NamedReads):
     """The store: units of work for flows, plus the relay's and the timers' queries."""
 
     def __init__(self, conn: sqlite3.Connection, *, synchronous: str = "FULL") -> None:
@@ -190,21 +187,6 @@ class SqliteStore:
         async with self._lock:
             rows = await self._slow.all(sql, params)
         return [dict(r) for r in rows]
-
-    def console(self) -> ConsoleReads:
-        return ConsoleReads(self.query)
-
-    def reports(self) -> ReportReads:
-        return ReportReads(self.query)
-
-    def recon_files(self) -> ReconFileReads:
-        return ReconFileReads(self.query)
-
-    def housekeeping(self) -> HousekeepingReads:
-        return HousekeepingReads(self.query)
-
-    async def ping(self) -> None:
-        await self.query("SELECT 1 AS one")
 
     async def put_meta_if_absent(self, key: str, value: str) -> str:
         """Stores `value` under `key` unless one is there; returns the stored value."""
