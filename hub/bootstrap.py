@@ -244,9 +244,9 @@ async def build_hub(
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
     await declare_topology(channel, hub_names, registry.parties(), settings.retry_delays_s)
     faults = arm_faults(settings.fault_crash_at)
-    relay = OutboxRelay(store, channel, names, clock, faults)
+    relay = OutboxRelay(store, channel, names, clock, faults, publish_timeout_s=settings.publish_timeout_s)
     seal = await load_seal(store, deps.protector)  # what the hub says to itself on a retry or replay
-    retry = RetryScheduler(channel, hub_names, settings.retry_delays_s, seal)
+    retry = RetryScheduler(channel, hub_names, settings.retry_delays_s, seal, settings.publish_timeout_s)
     intake = Intake(store, deps, retry, relay, faults, require_user_id=settings.require_user_id)
     timers = CrmTimers(store, deps, relay.wake, poll_s=min(0.5, settings.crm_timeout_s / 5))
     broker = rabbit_broker(settings)

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # part is checked by doing, and how long the process stays up not ready before it exits
     # non-zero for its supervisor to restart it.
     broker_reconnect_s: float = Field(default=1.0, gt=0, le=60)
+    # A publish (the relay's, a retry's) the broker has not confirmed by then counts as failed and
+    # goes again under the same message_id.
+    publish_timeout_s: float = Field(default=10.0, gt=0, le=600)
     watch_every_s: float = Field(default=2.0, gt=0, le=60)
     unready_exit_s: float = Field(default=120.0, gt=0, le=86_400)
     # Fault injection for the crash tests: "after_commit:<type>" or "after_publish:<type>". It lets

@@ -43,12 +43,14 @@ class OutboxRelay:
         names: Names,
         clock: Callable[[], datetime],
         faults: Faults,
+        publish_timeout_s: float = 10.0,
     ) -> None:
         self._store = store
         self._channel = channel
         self._names = names
         self._clock = clock
         self._faults = faults
+        self._publish_timeout_s = publish_timeout_s
         self._wake = asyncio.Event()
         self._outbound: AbstractExchange | None = None
         # A counter, not a semaphore: hand_over takes a round without awaiting.
@@ -193,7 +195,11 @@ class OutboxRelay:
         # The broker's confirm is still awaited, and a returned message still raises
         # (on_return_raises is the channel's). What may wait unwritten in the socket's buffer is
         # bounded by the rounds in flight (relay_rounds x BATCH rows).
+        # The timeout bounds the confirm too: a publish begun as its channel closed could wait for
+        # ever (its confirm made after the channel had failed the others), and its round held its
+        # rows out of every later claim: 10 rows never went out after a broker restart. A timed-out
+        # row is published again, under the same message_id.
         await channel.basic_publish(
             row.body, exchange=exchange, routing_key=row.routing_key, properties=message.properties,
-            mandatory=True, wait=False,
+            mandatory=True, wait=False, timeout=self._publish_timeout_s,
         )  # fmt: skip

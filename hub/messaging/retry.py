@@ -18,7 +18,9 @@ from hub.messaging.topology import HubNames
 
 
 class RetryScheduler:
-    def __init__(self, channel: AbstractChannel, hub: HubNames, delays_s: list[float], seal: Seal) -> None:
+    def __init__(self, channel: AbstractChannel, hub: HubNames, delays_s: list[float], seal: Seal,
+                 publish_timeout_s: float = 10.0) -> None:  # fmt: skip
+        self.publish_timeout_s = publish_timeout_s
         self._channel = channel
         self._hub = hub
         self.delays_s = delays_s
@@ -41,4 +43,6 @@ class RetryScheduler:
             headers=headers,
         )
         queue = self._hub.retry_queue(d.attempt + 1)
-        await self._channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
+        # Bounded: the intake awaits this inside a group, and a confirm that never came held the group.
+        await self._channel.default_exchange.publish(message, routing_key=queue, mandatory=True,
+                                                     timeout=self.publish_timeout_s)  # fmt: skip

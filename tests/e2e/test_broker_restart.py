@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from bench.broker_node import BrokerNode, broker_node
 from bench.faults import FaultPlan, run_faults_on
 from hub.bootstrap import Hub
 from hub.liveness import EXIT_CODE
+from hub.outgoing import Target
+from hub.store.unit_of_work import OutboxRow
 from tests.support.data import confirmed, fresh_phone, sign_request, verify_ok_prepaid
 from tests.support.hubprocess import HubProcess
 from tests.support.hubrun import hub_settings, running_hub
@@ -127,6 +130,31 @@ async def test_a_relay_channel_closed_while_connected_is_reopened_and_the_outbox
         assert down["parts"]["outbox relay"] == "its channel is closed"
         await probe.expect("verify.request", to("crm.GD", "verify.request", phone=request["phone"]))
         await _readyz_becomes(hub, 200, within_s=10)
+
+
+async def test_a_publish_the_broker_does_not_confirm_in_time_fails_readyz_and_goes_again(
+    tmp_path: Path, node: BrokerNode
+) -> None:
+    # A memory alarm makes the broker stop reading from publishing connections: no confirm comes.
+    # Unbounded, such a publish held its round, and the round its rows, for ever.
+    async with running_hub(tmp_path, amqp_url=node.url, watch_every_s=0.2, publish_timeout_s=1.0) as (hub, probe):
+        await node.ctl("set_vm_memory_high_watermark", "0")
+        try:
+            row = OutboxRow(message_id=f"M{uuid.uuid4().hex}", target=Target.PARTY.value,
+                            routing_key="bank.ICBC.sign.result", type="sign.result", correlation_id=None,
+                            body=b'{"probe": true}', headers={})  # fmt: skip
+            async with hub.store.unit_of_work() as uow:
+                await uow.add_outbox([row], hub.deps.clock())
+            hub.relay.wake()
+            down = await _readyz_becomes(hub, 503, within_s=15)
+            # The blocked broker answers no round trip either, so the check may say "no answer".
+            assert down["parts"]["outbox relay"] != "ok", down
+            assert "TimeoutError" in (hub.relay.failing or ""), hub.relay.failing
+        finally:
+            await node.ctl("set_vm_memory_high_watermark", "0.4")
+        got = await probe.expect("the row published again", lambda r: r.message_id == row.message_id)
+        assert got.body == {"probe": True}
+        await _readyz_becomes(hub, 200, within_s=15)
 
 
 async def test_under_load_every_flow_is_answered_once_across_broker_restarts_and_cuts(
