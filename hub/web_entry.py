@@ -8,6 +8,7 @@ link gets a page that says why, in Chinese, as the subscriber reads it.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import TypeVar
 
 from fastapi import APIRouter, Request
@@ -19,6 +20,7 @@ from hub.flows.operator_signing import Refusal
 from hub.services.signing_entry import SigningEntry, WebHall
 
 M = TypeVar("M", bound=BaseModel)
+C = TypeVar("C")
 
 _STATUS = {"ALREADY_SIGNED": 409, "UNKNOWN_SESSION": 404, "USED": 410, "EXPIRED": 410, "NOTICE_TAKEN": 409,
            "WRONG_BANK": 403, "NOT_VIA_HUB": 403, "TAMPERED": 400, "WRONG_PURPOSE": 400}  # fmt: skip
@@ -57,20 +59,21 @@ def _bearer(request: Request) -> str | None:
     return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
 
 
-def _hall(entry: SigningEntry, request: Request) -> WebHall | JSONResponse:
+def _keyed(request: Request, find: Callable[[str], C | None], key: str, keys: str) -> C | JSONResponse:
+    """Whom the request's bearer key names (a web hall, a bank), or 401."""
     secret = _bearer(request)
     if secret is None:
-        return _unauthorized("a web hall key is required: Authorization: Bearer <key>")
-    hall = entry.config.hall_with_key(secret)
-    return hall if hall is not None else _unauthorized("the key is not one of this hub's web hall keys")
+        return _unauthorized(f"{key} is required: Authorization: Bearer <key>")
+    found = find(secret)
+    return found if found is not None else _unauthorized(f"the key is not one of this hub's {keys}")
+
+
+def _hall(entry: SigningEntry, request: Request) -> WebHall | JSONResponse:
+    return _keyed(request, entry.config.hall_with_key, "a web hall key", "web hall keys")
 
 
 def _bank(entry: SigningEntry, request: Request) -> str | JSONResponse:
-    secret = _bearer(request)
-    if secret is None:
-        return _unauthorized("a bank's notice key is required: Authorization: Bearer <key>")
-    bank = entry.config.bank_with_key(secret)
-    return bank if bank is not None else _unauthorized("the key is not one of this hub's bank notice keys")
+    return _keyed(request, entry.config.bank_with_key, "a bank's notice key", "bank notice keys")
 
 
 async def _body(request: Request, model: type[M]) -> M | JSONResponse:
@@ -81,18 +84,23 @@ async def _body(request: Request, model: type[M]) -> M | JSONResponse:
         return _error(Refusal("INVALID_REQUEST", errors), 422)
 
 
+async def _caller_and_body(caller: C | JSONResponse, request: Request, model: type[M]) -> tuple[C, M] | JSONResponse:
+    """The caller its key named and the request's body, or the refusal of either (the key first)."""
+    if isinstance(caller, JSONResponse):
+        return caller
+    body = await _body(request, model)
+    return body if isinstance(body, JSONResponse) else (caller, body)
+
+
 def signing_router(entry: SigningEntry) -> APIRouter:
     router = APIRouter(tags=["operator-channel signing"])
 
     @router.post("/web/sessions", status_code=201)
     async def open_session(request: Request) -> Response:
-        hall = _hall(entry, request)
-        if isinstance(hall, JSONResponse):
-            return hall
-        req = await _body(request, SessionRequest)
-        if isinstance(req, JSONResponse):
-            return req
-        made = await entry.open(hall, req)
+        got = await _caller_and_body(_hall(entry, request), request, SessionRequest)
+        if isinstance(got, JSONResponse):
+            return got
+        made = await entry.open(*got)
         return _error(made) if isinstance(made, Refusal) else JSONResponse(made.model_dump(mode="json"), 201)
 
     @router.get("/web/sessions/{session_id}")
@@ -118,13 +126,10 @@ def signing_router(entry: SigningEntry) -> APIRouter:
 
     @router.post("/web/bank-notices", status_code=202)
     async def bank_notice(request: Request) -> Response:
-        bank = _bank(entry, request)
-        if isinstance(bank, JSONResponse):
-            return bank
-        notice = await _body(request, SigningNotice)
-        if isinstance(notice, JSONResponse):
-            return notice
-        refused = await entry.take_notice(bank, notice)
+        got = await _caller_and_body(_bank(entry, request), request, SigningNotice)
+        if isinstance(got, JSONResponse):
+            return got
+        refused = await entry.take_notice(*got)
         return _error(refused) if refused is not None else JSONResponse({"accepted": True}, 202)
 
     return router

@@ -14,7 +14,7 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from contracts.web import BankSession, SessionCreated, SessionRequest, SessionStatus, SigningNotice
@@ -114,13 +114,18 @@ class SigningEntry:
             status_url=f"{base}/web/sessions/{made.session_id}", expires_at=made.expires_at,
         )  # fmt: skip
 
+    def _verified(self, token: str, purpose: Purpose, now: datetime) -> Claims | Refusal:
+        try:
+            return verify(self._key, token, purpose, now)
+        except TokenError as exc:
+            return Refusal(exc.code, str(exc))
+
     async def enter(self, token: str) -> str | Refusal:
         """The browser arrives from the web hall: the bank page's address with the bank's token."""
         now = self._deps.clock()
-        try:
-            claims = verify(self._key, token, Purpose.ENTER, now)
-        except TokenError as exc:
-            return Refusal(exc.code, str(exc))
+        claims = self._verified(token, Purpose.ENTER, now)
+        if isinstance(claims, Refusal):
+            return claims
         async with self._store.unit_of_work() as uow:
             session = await uow.session(claims.session_id)
             entered = flow1.enter(
@@ -137,10 +142,9 @@ class SigningEntry:
     async def redeem(self, bank: str, token: str) -> BankSession | Refusal:
         """The bank page tells whom it is about to sign; the token works once."""
         now = self._deps.clock()
-        try:
-            claims = verify(self._key, token, Purpose.BANK, now)
-        except TokenError as exc:
-            return Refusal(exc.code, str(exc))
+        claims = self._verified(token, Purpose.BANK, now)
+        if isinstance(claims, Refusal):
+            return claims
         async with self._store.unit_of_work() as uow:
             session = await uow.session(claims.session_id)
             redeemed = flow1.redeem(session and flow1.current(session, now), claims, bank=bank)

@@ -173,7 +173,8 @@ class _Channel:
         self.published: list[tuple[Any, str]] = []
         self.default_exchange = self
 
-    async def publish(self, message: Any, routing_key: str, mandatory: bool) -> None:
+    async def publish(self, message: Any, routing_key: str, mandatory: bool, timeout: float | None = None) -> None:
+        assert timeout is not None and timeout > 0  # a retry publish is bounded
         self.published.append((message, routing_key))
 
 
