@@ -32,6 +32,7 @@ from bench.fault_hub import store_rows as rows
 from bench.fuzz_expect import Expect
 from bench.fuzz_inputs import BANKS, PROVINCES, FuzzInput, fuzz_input
 from bench.fuzz_judge import Verdict, Watcher, judge
+from bench.provenance import commit_measured
 
 PARTIES = [f"bank.{b}" for b in BANKS] + [f"{k}.{p}" for p in PROVINCES for k in ("crm", "boss")]
 # A silent CRM is asked twice, a second each time, so that every sign.request is answered in a run
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="signhub-fuzz-"))
     report = asyncio.run(run_fuzz(args.inputs, args.seed, workdir))
-    text = "\n".join([f"$ python -m bench.fuzz {' '.join(argv or sys.argv[1:])}", *report.lines()]) + "\n"
+    text = "\n".join([f"$ python -m bench.fuzz {' '.join(argv or sys.argv[1:])}",
+                      f"commit measured: {commit_measured()}", *report.lines()]) + "\n"
     print(text, end="")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
