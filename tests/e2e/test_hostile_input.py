@@ -5,12 +5,9 @@ made-up types make no series of their own (item 11)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 import uuid
 
-import httpx
 import pytest
 from prometheus_client import REGISTRY
 
@@ -19,6 +16,7 @@ from hub.messaging.copies import KEPT_OF_OVERSIZE
 from hub.protection import mask_digits_in_text
 from hub.services.operations import OperationRefused, replay_dead
 from tests.support.data import CARD, ID_NO
+from tests.support.personal_scan import metrics as read_metrics
 from tests.support.probe import Probe, Received, to
 
 WAIT_S = 15.0
@@ -69,17 +67,6 @@ async def test_a_refused_ten_megabyte_body_is_kept_as_a_prefix_that_says_how_lon
         await replay_dead(hub.store, hub.deps, rows[0]["dead_id"], by="op")
 
 
-async def _metrics(hub: Hub, within_s: float = 10.0) -> str:
-    deadline = time.monotonic() + within_s
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{hub.settings.http_port}", timeout=10) as http:
-        while True:
-            try:
-                return (await http.get("/metrics")).text
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline, f"/metrics did not answer within {within_s} s"
-                await asyncio.sleep(0.1)  # nothing announces that the HTTP port is bound
-
-
 async def test_card_and_id_numbers_a_party_puts_in_names_are_masked_and_labels_stay_the_hubs(
     hub: Hub, probe: Probe
 ) -> None:
@@ -103,7 +90,7 @@ async def test_card_and_id_numbers_a_party_puts_in_names_are_masked_and_labels_s
                                    tuple(mask_digits_in_text(mid) for _, _, mid in sent))  # fmt: skip
     assert len(stored) == 3
     assert CARD not in json.dumps(stored) and ID_NO not in json.dumps(stored)
-    metrics = await _metrics(hub)
+    metrics = await read_metrics(hub.settings.http_port)
     assert CARD not in metrics and ID_NO not in metrics and made_up not in metrics
     assert 'signhub_messages_in_total{party="bank.ICBC",type="other"}' in metrics
     assert 'signhub_messages_in_total{party="unknown",type="sign.request"}' in metrics
